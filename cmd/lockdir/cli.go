@@ -1,0 +1,260 @@
+package main
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+)
+
+// Exit codes. They are documented in docs/cli.md; do not renumber them.
+const (
+	exitOK       = 0 // success
+	exitBusy     = 1 // lock: the lock is busy (-n) or the wait timed out (-w); see -E
+	exitUsage    = 2 // bad command line: unknown flag, missing or malformed argument, ID out of range
+	exitDir      = 3 // the lock directory is missing, unusable or corrupt
+	exitConflict = 4 // refused because of the locks' state; nothing was changed
+	exitFailure  = 5 // any other failure (I/O error, could not start a process, ...)
+	exitViolated = 6 // check: mutual exclusion was violated on this filesystem
+)
+
+// exitError is an error with an exit code and, optionally, advice on what
+// to do about it. Commands return it; run prints it and exits.
+type exitError struct {
+	code int
+	err  error
+	hint string // what to do; printed after the error
+}
+
+func (e *exitError) Error() string { return e.err.Error() }
+func (e *exitError) Unwrap() error { return e.err }
+
+func errorf(code int, hint, format string, args ...any) error {
+	return &exitError{code: code, err: fmt.Errorf(format, args...), hint: hint}
+}
+
+// usageError reports a bad command line for cmd.
+func usageError(cmd, format string, args ...any) error {
+	hint := "run 'lockdir -h' for usage"
+	if cmd != "" {
+		hint = "run 'lockdir " + cmd + " -h' for usage"
+	}
+	return errorf(exitUsage, hint, format, args...)
+}
+
+// exitStatus is returned by a command that wants a specific exit status
+// without printing anything (lock passes on its command's status).
+type exitStatus int
+
+func (s exitStatus) Error() string { return fmt.Sprintf("exit status %d", int(s)) }
+
+var errHelp = errors.New("help requested")
+
+// command is one subcommand.
+type command struct {
+	name    string
+	args    string // synopsis after the name
+	summary string // one line for the command list
+	help    string // paragraph(s) after the synopsis in -h
+	hidden  bool
+	// setup declares the command's flags on fs and returns its body, which
+	// runs after flags are parsed with the positional arguments.
+	setup func(fs *flag.FlagSet, g *globals) func(args []string) error
+	// stopAtFirstArg stops flag parsing at the first positional argument
+	// (lock: everything after the ID belongs to the command being run).
+	stopAtFirstArg bool
+}
+
+// globals are the flags every command accepts.
+type globals struct {
+	dir string
+}
+
+var stdout io.Writer = os.Stdout
+var stderr io.Writer = os.Stderr
+
+func commands() []*command {
+	return []*command{
+		initCmd, allocCmd, freeCmd, freeAllCmd, resizeCmd, pathCmd,
+		statusCmd, lockCmd, checkCmd, checkWorkerCmd,
+	}
+}
+
+func findCommand(name string) *command {
+	for _, c := range commands() {
+		if c.name == name {
+			return c
+		}
+	}
+	return nil
+}
+
+const mainUsage = `Usage: lockdir [--dir DIR] COMMAND [ARGS...]
+
+lockdir manages multiprocess locks kept in a directory of files, one file
+per numbered lock, locked with flock(2). Shell scripts and Go programs
+(package github.com/lockdir/lockdir/filelock) share the same locks.
+
+Commands:
+%s
+Global flags (accepted before or after the command name):
+  --dir DIR   the lock directory. Default: $LOCKDIR_DIR, else
+              $XDG_RUNTIME_DIR/lockdir for a non-root user, else
+              /run/lockdir for root.
+
+Run 'lockdir COMMAND -h' for a command's flags and arguments.
+Exit codes: 0 ok, 1 busy or timed out, 2 usage, 3 unusable directory,
+4 refused by the locks' state, 5 other failure, 6 check found violations.
+Documentation: docs/cli.md.
+`
+
+func printMainUsage(w io.Writer) {
+	var b strings.Builder
+	for _, c := range commands() {
+		if !c.hidden {
+			fmt.Fprintf(&b, "  %-9s %s\n", c.name, c.summary)
+		}
+	}
+	fmt.Fprintf(w, mainUsage, b.String())
+}
+
+// run runs the lockdir command line args (without the program name) and
+// returns the exit code.
+func run(args []string) int {
+	err := runArgs(args)
+	return report(err)
+}
+
+func runArgs(args []string) error {
+	var g globals
+	top := flag.NewFlagSet("lockdir", flag.ContinueOnError)
+	top.StringVar(&g.dir, "dir", "", "")
+	rest, err := parseFlags(top, args, true)
+	if errors.Is(err, errHelp) {
+		printMainUsage(stdout)
+		return nil
+	}
+	if err != nil {
+		return usageError("", "%v", err)
+	}
+	if len(rest) == 0 {
+		printMainUsage(stderr)
+		return exitStatus(exitUsage)
+	}
+	name, rest := rest[0], rest[1:]
+	if name == "help" {
+		if len(rest) == 0 {
+			printMainUsage(stdout)
+			return nil
+		}
+		name, rest = rest[0], []string{"-h"}
+	}
+	c := findCommand(name)
+	if c == nil {
+		return usageError("", "unknown command %q", name)
+	}
+	fl := flag.NewFlagSet("lockdir "+c.name, flag.ContinueOnError)
+	fl.StringVar(&g.dir, "dir", g.dir, "the lock directory (see 'lockdir -h')")
+	body := c.setup(fl, &g)
+	pos, err := parseFlags(fl, rest, c.stopAtFirstArg)
+	if errors.Is(err, errHelp) {
+		printCommandUsage(stdout, c, fl)
+		return nil
+	}
+	if err != nil {
+		return usageError(c.name, "%s: %v", c.name, err)
+	}
+	return body(pos)
+}
+
+func printCommandUsage(w io.Writer, c *command, fs *flag.FlagSet) {
+	fmt.Fprintf(w, "Usage: lockdir %s %s\n\n", c.name, c.args)
+	if c.help != "" {
+		fmt.Fprintf(w, "%s\n\n", strings.TrimSpace(c.help))
+	}
+	fmt.Fprintf(w, "Flags:\n")
+	fs.SetOutput(w)
+	fs.PrintDefaults()
+}
+
+// parseFlags parses the flags in args, which may come before, between and
+// after positional arguments, and returns the positional arguments.
+// "--" ends the flags. A negative number such as -1 is a positional argument
+// (so that "free -1" says the ID is negative instead of "unknown flag").
+// With stopAtFirst, parsing stops at the first positional argument, which is
+// returned with everything after it verbatim. -h, -help and --help anywhere
+// among the flags return errHelp.
+func parseFlags(fs *flag.FlagSet, args []string, stopAtFirst bool) ([]string, error) {
+	fs.SetOutput(io.Discard)
+	fs.Usage = func() {}
+	var flags, pos []string
+	for i := 0; i < len(args); i++ {
+		a := args[i]
+		if a == "--" {
+			pos = append(pos, args[i+1:]...)
+			break
+		}
+		if len(a) < 2 || a[0] != '-' || isNumber(a[1:]) {
+			if stopAtFirst {
+				pos = append(pos, args[i:]...)
+				break
+			}
+			pos = append(pos, a)
+			continue
+		}
+		name := strings.TrimLeft(a, "-")
+		if name == "h" || name == "help" {
+			return nil, errHelp
+		}
+		flags = append(flags, a)
+		if strings.Contains(name, "=") {
+			continue
+		}
+		f := fs.Lookup(name)
+		if f == nil {
+			continue // fs.Parse reports it
+		}
+		if bf, ok := f.Value.(interface{ IsBoolFlag() bool }); ok && bf.IsBoolFlag() {
+			continue
+		}
+		if i+1 < len(args) {
+			i++
+			flags = append(flags, args[i])
+		}
+	}
+	if err := fs.Parse(flags); err != nil {
+		return nil, err
+	}
+	return pos, nil
+}
+
+func isNumber(s string) bool {
+	if s == "" {
+		return false
+	}
+	for _, r := range s {
+		if r < '0' || r > '9' {
+			return false
+		}
+	}
+	return true
+}
+
+// report prints err, if any, to stderr and returns the exit code.
+func report(err error) int {
+	if err == nil {
+		return exitOK
+	}
+	var st exitStatus
+	if errors.As(err, &st) {
+		return int(st)
+	}
+	code, hint := classify(err)
+	fmt.Fprintf(stderr, "lockdir: %v\n", err)
+	if hint != "" {
+		fmt.Fprintf(stderr, "lockdir: %s\n", hint)
+	}
+	return code
+}

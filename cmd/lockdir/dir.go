@@ -1,0 +1,162 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strconv"
+	"syscall"
+
+	"github.com/lockdir/lockdir/filelock"
+	"github.com/lockdir/lockdir/lock"
+)
+
+// resolveDir returns the lock directory: the first of the --dir flag,
+// $LOCKDIR_DIR, $XDG_RUNTIME_DIR/lockdir for a non-root user, /run/lockdir
+// for root. The result is absolute, so that "lockdir path" prints a path
+// that stays valid after a cd.
+func resolveDir(flagDir string, getenv func(string) string, uid int) (string, error) {
+	dir := flagDir
+	if dir == "" {
+		dir = getenv("LOCKDIR_DIR")
+	}
+	if dir == "" {
+		switch {
+		case uid == 0:
+			dir = "/run/lockdir"
+		case getenv("XDG_RUNTIME_DIR") != "":
+			dir = filepath.Join(getenv("XDG_RUNTIME_DIR"), "lockdir")
+		default:
+			return "", errorf(exitUsage,
+				"pass --dir DIR or set LOCKDIR_DIR to a directory that only your user can write",
+				"no lock directory: --dir and $LOCKDIR_DIR are unset, and so is $XDG_RUNTIME_DIR")
+		}
+	}
+	abs, err := filepath.Abs(dir)
+	if err != nil {
+		return "", errorf(exitDir, "", "lock directory %s: %v", dir, err)
+	}
+	return abs, nil
+}
+
+func (g *globals) resolve() (string, error) {
+	return resolveDir(g.dir, os.Getenv, os.Getuid())
+}
+
+// openManager opens the lock directory. With create, a missing directory is
+// created with room for filelock.DefaultNumLocks locks; without, a missing
+// directory is an error that suggests 'lockdir init'.
+func (g *globals) openManager(create bool) (*filelock.Manager, error) {
+	dir, err := g.resolve()
+	if err != nil {
+		return nil, err
+	}
+	var m *filelock.Manager
+	if create {
+		m, err = filelock.OpenOrCreate(dir, filelock.DefaultNumLocks)
+	} else {
+		m, err = filelock.Open(dir)
+	}
+	if err != nil {
+		return nil, dirError(dir, err)
+	}
+	return m, nil
+}
+
+// dirError explains an error from opening the lock directory dir. Every
+// such error has exit code exitDir.
+func dirError(dir string, err error) error {
+	e := &exitError{code: exitDir, err: fmt.Errorf("lock directory %s: %w", dir, err)}
+	switch {
+	case errors.Is(err, lock.ErrCorrupt):
+		e.hint = "the registry is never reset automatically: stop every program that uses " +
+			"this directory, move it aside, and run 'lockdir init' (see docs/cli.md)"
+	case errors.Is(err, fs.ErrNotExist):
+		e.err = fmt.Errorf("lock directory %s does not exist", dir)
+		e.hint = "create it with 'lockdir init', or pick another with --dir or $LOCKDIR_DIR"
+	case errors.Is(err, fs.ErrPermission):
+		e.hint = "run as the user that owns the directory, or pick another with --dir or $LOCKDIR_DIR"
+	case errors.Is(err, syscall.ENOTDIR):
+		e.hint = "--dir, $LOCKDIR_DIR or the default must name a directory (or a path to create one at)"
+	case errors.Is(err, syscall.ELOOP):
+		e.hint = "lockdir refuses symbolic links in the lock directory; pass the real path with --dir"
+	case errors.Is(err, errors.ErrUnsupported):
+		e.code = exitFailure
+		e.hint = "filelock does not support this operating system"
+	default:
+		e.hint = "check the directory, or pick another with --dir or $LOCKDIR_DIR"
+	}
+	return e
+}
+
+// classify returns the exit code and advice for an error that reached run.
+func classify(err error) (int, string) {
+	var e *exitError
+	if errors.As(err, &e) {
+		return e.code, e.hint
+	}
+	switch {
+	case errors.Is(err, lock.ErrCorrupt):
+		return exitDir, "the registry is never reset automatically: stop every program that uses " +
+			"this directory, move it aside, and run 'lockdir init' (see docs/cli.md)"
+	case errors.Is(err, lock.ErrInvalidID):
+		return exitUsage, "run 'lockdir status' to see the directory's capacity"
+	case errors.Is(err, lock.ErrAllocated), errors.Is(err, lock.ErrNotAllocated):
+		return exitConflict, "run 'lockdir status' to see which locks are allocated; nothing was changed"
+	case errors.Is(err, lock.ErrNoFreeLocks):
+		return exitConflict, "free locks with 'lockdir free ID...' or grow the directory with 'lockdir resize N'"
+	case errors.Is(err, fs.ErrPermission):
+		return exitDir, "run as the user that owns the lock directory"
+	}
+	return exitFailure, ""
+}
+
+// parseID parses a lock ID given on the command line. It checks the syntax
+// and the absolute limit, filelock.MaxLocks; checkIDs checks it against the
+// directory's capacity.
+func parseID(cmd, s string) (uint32, error) {
+	n, err := strconv.ParseInt(s, 10, 64)
+	if err != nil {
+		if ne, ok := err.(*strconv.NumError); ok && ne.Err == strconv.ErrRange {
+			return 0, usageError(cmd, "lock ID %s is out of range: IDs are below %d", s, filelock.MaxLocks)
+		}
+		return 0, usageError(cmd, "lock ID %q is not a number: IDs are 0, 1, 2, ...", s)
+	}
+	if n < 0 {
+		return 0, usageError(cmd, "lock ID %s is negative: IDs are 0, 1, 2, ...", s)
+	}
+	if n >= filelock.MaxLocks {
+		return 0, usageError(cmd, "lock ID %s is out of range: IDs are below %d", s, filelock.MaxLocks)
+	}
+	return uint32(n), nil
+}
+
+func parseIDs(cmd string, args []string) ([]uint32, error) {
+	ids := make([]uint32, 0, len(args))
+	for _, a := range args {
+		id, err := parseID(cmd, a)
+		if err != nil {
+			return nil, err
+		}
+		ids = append(ids, id)
+	}
+	return ids, nil
+}
+
+// checkIDs checks that every ID is below the directory's capacity.
+func checkIDs(m *filelock.Manager, ids []uint32) (capacity uint32, err error) {
+	capacity, err = m.Capacity()
+	if err != nil {
+		return 0, dirError(m.Dir(), err)
+	}
+	for _, id := range ids {
+		if id >= capacity {
+			return 0, errorf(exitUsage,
+				fmt.Sprintf("grow the directory with 'lockdir resize %d' if you need this ID", id+1),
+				"lock ID %d is out of range: %s has %d locks, IDs 0 to %d", id, m.Dir(), capacity, capacity-1)
+		}
+	}
+	return capacity, nil
+}
