@@ -1,0 +1,31 @@
+// Command lockdir manages multiprocess locks kept in a directory of files,
+// one flock(2)-locked file per numbered lock, as implemented by package
+// github.com/lockdir/lockdir/filelock. Shell scripts and Go programs that
+// use the same directory share the same locks.
+//
+// Install it with
+//
+//	go install github.com/lockdir/lockdir/cmd/lockdir@latest
+//
+// Usage:
+//
+//	lockdir [--dir DIR] COMMAND [ARGS...]
+//
+// The commands are init, alloc, free, free-all, resize, path, status, lock
+// and check; 'lockdir COMMAND -h' describes each. The directory is the first
+// of --dir, $LOCKDIR_DIR, $XDG_RUNTIME_DIR/lockdir for a non-root user and
+// /run/lockdir for root.
+//
+// A shell script takes the same lock as a Go program with flock(1):
+//
+//	flock "$(lockdir path 7)" some-command
+//
+// or with lockdir itself:
+//
+//	lockdir lock 7 -- some-command
+//
+// 'lockdir check' tests that flock(2) excludes processes on the directory's
+// filesystem. Exit codes, the JSON schemas of 'status --json' and
+// 'check --json', and the exact semantics of lock are documented in
+// docs/cli.md.
+package main
