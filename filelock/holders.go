@@ -1,0 +1,64 @@
+package filelock
+
+import (
+	"cmp"
+	"slices"
+)
+
+// Holder is a process holding a lock, as the kernel reports it.
+type Holder struct {
+	ID        uint32 // the lock's ID
+	PID       int    // the process that took the lock; 0 if it is in another PID namespace
+	Exclusive bool   // an exclusive lock (as Lock takes), not a shared one (flock -s)
+	Allocated bool   // the ID is allocated in the registry
+}
+
+// Holders returns every process holding a lock of this directory whose ID
+// is below the capacity, allocated or not, ordered by ID and PID. It takes
+// no lock to find out: on Linux it reads /proc/locks. Elsewhere it fails
+// with an error matching errors.ErrUnsupported.
+//
+// The PID is that of the process that took the lock. A child that inherited
+// the descriptor across fork holds the lock too, but is not listed.
+func (m *Manager) Holders() ([]Holder, error) {
+	var (
+		capacity uint32
+		alloc    []uint32
+	)
+	err := m.withRegistry(false, func(v *view) error {
+		capacity = v.capacity
+		var err error
+		alloc, err = v.allocatedIDs()
+		return wrapPath(err, m.reg.path)
+	})
+	if err != nil {
+		return nil, err
+	}
+	hs, err := m.heldLocks(capacity)
+	if err != nil {
+		return nil, err
+	}
+	for i := range hs {
+		_, hs[i].Allocated = slices.BinarySearch(alloc, hs[i].ID)
+	}
+	slices.SortFunc(hs, func(a, b Holder) int {
+		return cmp.Or(cmp.Compare(a.ID, b.ID), cmp.Compare(a.PID, b.PID))
+	})
+	return hs, nil
+}
+
+// LocksHeld returns the IDs of the allocated locks that some process holds
+// right now, in ascending order, without taking any lock. See Holders.
+func (m *Manager) LocksHeld() ([]uint32, error) {
+	hs, err := m.Holders()
+	if err != nil {
+		return nil, err
+	}
+	ids := []uint32{}
+	for _, h := range hs {
+		if h.Allocated && (len(ids) == 0 || ids[len(ids)-1] != h.ID) {
+			ids = append(ids, h.ID)
+		}
+	}
+	return ids, nil
+}

@@ -1,0 +1,15 @@
+//go:build !linux
+
+package filelock
+
+import (
+	"errors"
+	"fmt"
+	"runtime"
+)
+
+// heldLocks needs the kernel's lock table, which only Linux publishes
+// (/proc/locks) in a form that names files.
+func (m *Manager) heldLocks(capacity uint32) ([]Holder, error) {
+	return nil, fmt.Errorf("list lock holders on %s: %w", runtime.GOOS, errors.ErrUnsupported)
+}

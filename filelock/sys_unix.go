@@ -1,0 +1,145 @@
+//go:build linux || darwin || freebsd || netbsd || openbsd || dragonfly
+
+package filelock
+
+import "golang.org/x/sys/unix"
+
+// This file holds every system call filelock makes outside the registry's
+// writes, which go through afero so that tests can inject faults. The rest of
+// the package is portable; sys_other.go stubs these out where flock(2) is
+// missing.
+
+const supported = true
+
+const (
+	lockEx = unix.LOCK_EX
+	lockSh = unix.LOCK_SH
+	lockUn = unix.LOCK_UN
+	lockNB = unix.LOCK_NB
+)
+
+// flock applies or removes an advisory flock(2) lock on fd.
+//
+// flock locks belong to the open file description, not to the process: two
+// descriptors from two open calls exclude each other even in one process,
+// and a lock is released only when its description's last descriptor is
+// closed (or the process dies). That is why filelock uses flock rather than
+// POSIX fcntl locks, which any close of any descriptor for the file drops.
+// The call is retried on EINTR.
+func flock(fd int, how int) error {
+	for {
+		err := unix.Flock(fd, how)
+		if err != unix.EINTR {
+			return err
+		}
+	}
+}
+
+// isWouldBlock reports whether err is flock's answer to LOCK_NB on a held lock.
+func isWouldBlock(err error) bool {
+	return err == unix.EWOULDBLOCK || err == unix.EAGAIN
+}
+
+// isTooManyFiles reports whether err says the process or system is out of
+// file descriptors.
+func isTooManyFiles(err error) bool {
+	return err == unix.EMFILE || err == unix.ENFILE
+}
+
+// fileInfo is the part of stat(2) that filelock checks.
+type fileInfo struct {
+	dev, ino uint64
+	mode     uint32 // permission bits, setgid and sticky
+	typ      uint32 // S_IFMT bits
+	uid, gid uint32
+	size     int64
+}
+
+func (fi fileInfo) isDir() bool  { return fi.typ == unix.S_IFDIR }
+func (fi fileInfo) isReg() bool  { return fi.typ == unix.S_IFREG }
+func (fi fileInfo) isLink() bool { return fi.typ == unix.S_IFLNK }
+
+func toFileInfo(st *unix.Stat_t) fileInfo {
+	return fileInfo{
+		dev:  uint64(st.Dev),
+		ino:  uint64(st.Ino),
+		mode: uint32(st.Mode) & 0o7777,
+		typ:  uint32(st.Mode) & unix.S_IFMT,
+		uid:  st.Uid,
+		gid:  st.Gid,
+		size: st.Size,
+	}
+}
+
+func fstat(fd int) (fileInfo, error) {
+	var st unix.Stat_t
+	if err := unix.Fstat(fd, &st); err != nil {
+		return fileInfo{}, err
+	}
+	return toFileInfo(&st), nil
+}
+
+// lstatAt stats name in the directory dirfd without following a final
+// symlink.
+func lstatAt(dirfd int, name string) (fileInfo, error) {
+	var st unix.Stat_t
+	for {
+		err := unix.Fstatat(dirfd, name, &st, unix.AT_SYMLINK_NOFOLLOW)
+		if err == unix.EINTR {
+			continue
+		}
+		if err != nil {
+			return fileInfo{}, err
+		}
+		return toFileInfo(&st), nil
+	}
+}
+
+// openAt opens name in the directory dirfd (or a path, with dirfd
+// unix.AT_FDCWD). It never follows a final symlink, never blocks on a FIFO
+// and never leaks into exec'd children.
+func openAt(dirfd int, name string, flags int, perm uint32) (int, error) {
+	flags |= unix.O_NOFOLLOW | unix.O_CLOEXEC | unix.O_NONBLOCK
+	for {
+		fd, err := unix.Openat(dirfd, name, flags, perm)
+		if err == unix.EINTR {
+			continue
+		}
+		return fd, err
+	}
+}
+
+const (
+	oRDONLY    = unix.O_RDONLY
+	oCREAT     = unix.O_CREAT
+	oDIRECTORY = unix.O_DIRECTORY
+	atFDCWD    = unix.AT_FDCWD
+)
+
+func mkdirAt(dirfd int, name string, perm uint32) error {
+	return unix.Mkdirat(dirfd, name, perm)
+}
+
+func fchmod(fd int, perm uint32) error { return unix.Fchmod(fd, perm) }
+
+func fchown(fd int, uid, gid int) error { return unix.Fchown(fd, uid, gid) }
+
+func closeFD(fd int) error { return unix.Close(fd) }
+
+func geteuid() int { return unix.Geteuid() }
+
+// mmapRead maps size bytes of fd read-only and shared, so that the mapping
+// sees every write any process makes to the file.
+func mmapRead(fd int, size int) ([]byte, error) {
+	return unix.Mmap(fd, 0, size, unix.PROT_READ, unix.MAP_SHARED)
+}
+
+func munmap(b []byte) error { return unix.Munmap(b) }
+
+const oNOFOLLOW = unix.O_NOFOLLOW
+
+// isSymlinkErr reports whether err is how open(2) with O_NOFOLLOW refuses a
+// symbolic link: ELOOP, or EMLINK on FreeBSD and DragonFly.
+func isSymlinkErr(err error) bool { return err == unix.ELOOP || err == unix.EMLINK }
+
+func isNotDirErr(err error) bool { return err == unix.ENOTDIR }
