@@ -52,7 +52,11 @@ func filesystemInfo(dir string) (name, warning string) {
 	if err := unix.Statfs(dir, &st); err != nil {
 		return "", fmt.Sprintf("cannot tell which filesystem %s is on: %v", dir, err)
 	}
-	t := int64(st.Type)
+	return classifyFilesystem(dir, int64(st.Type))
+}
+
+// classifyFilesystem names filesystem type t and warns if it is risky.
+func classifyFilesystem(dir string, t int64) (name, warning string) {
 	if n, ok := localFilesystems[t]; ok {
 		return n, ""
 	}

@@ -7,7 +7,6 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
-	"syscall"
 
 	"github.com/lockdir/lockdir/filelock"
 	"github.com/lockdir/lockdir/lock"
@@ -69,19 +68,23 @@ func (g *globals) openManager(create bool) (*filelock.Manager, error) {
 // such error has exit code exitDir.
 func dirError(dir string, err error) error {
 	e := &exitError{code: exitDir, err: fmt.Errorf("lock directory %s: %w", dir, err)}
+	fi, lerr := os.Lstat(dir)
 	switch {
 	case errors.Is(err, lock.ErrCorrupt):
-		e.hint = "the registry is never reset automatically: stop every program that uses " +
-			"this directory, move it aside, and run 'lockdir init' (see docs/cli.md)"
-	case errors.Is(err, fs.ErrNotExist):
+		e.hint = corruptHint
+	case lerr == nil && fi.Mode()&fs.ModeSymlink != 0:
+		e.hint = "lockdir refuses a lock directory that is a symbolic link; pass the real path with --dir"
+	case lerr == nil && !fi.IsDir():
+		e.hint = "--dir, $LOCKDIR_DIR or the default must name a directory, or a path to create one at"
+	case errors.Is(err, fs.ErrNotExist) && errors.Is(lerr, fs.ErrNotExist):
 		e.err = fmt.Errorf("lock directory %s does not exist", dir)
 		e.hint = "create it with 'lockdir init', or pick another with --dir or $LOCKDIR_DIR"
+	case errors.Is(err, fs.ErrNotExist):
+		e.err = fmt.Errorf("%s is not a lock directory: %w", dir, err)
+		e.hint = "make it one with 'lockdir init', or pick another with --dir or $LOCKDIR_DIR"
 	case errors.Is(err, fs.ErrPermission):
-		e.hint = "run as the user that owns the directory, or pick another with --dir or $LOCKDIR_DIR"
-	case errors.Is(err, syscall.ENOTDIR):
-		e.hint = "--dir, $LOCKDIR_DIR or the default must name a directory (or a path to create one at)"
-	case errors.Is(err, syscall.ELOOP):
-		e.hint = "lockdir refuses symbolic links in the lock directory; pass the real path with --dir"
+		e.hint = "lockdir needs a directory that you own and only you can write (mode 0700): " +
+			"fix it, or pick another with --dir or $LOCKDIR_DIR"
 	case errors.Is(err, errors.ErrUnsupported):
 		e.code = exitFailure
 		e.hint = "filelock does not support this operating system"
@@ -91,6 +94,9 @@ func dirError(dir string, err error) error {
 	return e
 }
 
+const corruptHint = "the registry is never reset automatically: stop every program that uses " +
+	"this directory, move it aside, and run 'lockdir init' (see docs/cli.md)"
+
 // classify returns the exit code and advice for an error that reached run.
 func classify(err error) (int, string) {
 	var e *exitError
@@ -99,14 +105,13 @@ func classify(err error) (int, string) {
 	}
 	switch {
 	case errors.Is(err, lock.ErrCorrupt):
-		return exitDir, "the registry is never reset automatically: stop every program that uses " +
-			"this directory, move it aside, and run 'lockdir init' (see docs/cli.md)"
+		return exitDir, corruptHint
 	case errors.Is(err, lock.ErrInvalidID):
 		return exitUsage, "run 'lockdir status' to see the directory's capacity"
 	case errors.Is(err, lock.ErrAllocated), errors.Is(err, lock.ErrNotAllocated):
 		return exitConflict, "run 'lockdir status' to see which locks are allocated; nothing was changed"
 	case errors.Is(err, lock.ErrNoFreeLocks):
-		return exitConflict, "free locks with 'lockdir free ID...' or grow the directory with 'lockdir resize N'"
+		return exitConflict, "run 'lockdir status' to see the allocated locks"
 	case errors.Is(err, fs.ErrPermission):
 		return exitDir, "run as the user that owns the lock directory"
 	}
