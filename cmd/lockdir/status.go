@@ -2,6 +2,7 @@ package main
 
 import (
 	"encoding/json"
+	"errors"
 	"flag"
 	"fmt"
 	"os"
@@ -45,12 +46,15 @@ from /proc/locks. --json prints a stable schema, see docs/cli.md.`,
 // statusJSON is the output of 'status --json'. Its schema is documented in
 // docs/cli.md and is stable: fields may be added, never renamed or removed.
 type statusJSON struct {
-	Version   int          `json:"version"` // schema version, 1
-	Dir       string       `json:"dir"`
-	Capacity  uint32       `json:"capacity"`
-	Allocated int          `json:"allocated"`
-	Free      int          `json:"free"`
-	Locks     []lockStatus `json:"locks"`
+	Version   int    `json:"version"` // schema version, 1
+	Dir       string `json:"dir"`
+	Capacity  uint32 `json:"capacity"`
+	Allocated int    `json:"allocated"`
+	Free      int    `json:"free"`
+	// HoldersKnown is false where filelock cannot list holders (outside
+	// Linux): every lock then reads as not held.
+	HoldersKnown bool         `json:"holders_known"`
+	Locks        []lockStatus `json:"locks"`
 }
 
 type lockStatus struct {
@@ -80,17 +84,21 @@ func getStatus(g *globals, ids []uint32) (*statusJSON, error) {
 	if err != nil {
 		return nil, dirError(m.Dir(), err)
 	}
+	holdersKnown := true
 	holders, err := m.Holders()
-	if err != nil {
+	if errors.Is(err, errors.ErrUnsupported) {
+		holdersKnown = false
+	} else if err != nil {
 		return nil, fmt.Errorf("finding lock holders: %w", err)
 	}
 	st := &statusJSON{
-		Version:   1,
-		Dir:       m.Dir(),
-		Capacity:  capacity,
-		Allocated: len(allocated),
-		Free:      max(0, int(capacity)-len(allocated)),
-		Locks:     []lockStatus{},
+		Version:      1,
+		Dir:          m.Dir(),
+		Capacity:     capacity,
+		Allocated:    len(allocated),
+		Free:         max(0, int(capacity)-len(allocated)),
+		HoldersKnown: holdersKnown,
+		Locks:        []lockStatus{},
 	}
 	show := ids
 	if len(show) == 0 {
@@ -140,6 +148,9 @@ func printStatus(st *statusJSON) {
 	fmt.Fprintf(tw, "capacity:\t%d\n", st.Capacity)
 	fmt.Fprintf(tw, "allocated:\t%d\n", st.Allocated)
 	fmt.Fprintf(tw, "free:\t%d\n", st.Free)
+	if !st.HoldersKnown {
+		fmt.Fprintf(tw, "holders:\tunknown on this system (known on Linux only)\n")
+	}
 	tw.Flush()
 	if len(st.Locks) == 0 {
 		return
@@ -149,7 +160,11 @@ func printStatus(st *statusJSON) {
 	fmt.Fprintln(tw, "ID\tALLOCATED\tHELD\tPID\tCOMMAND")
 	for _, l := range st.Locks {
 		if len(l.Holders) == 0 {
-			fmt.Fprintf(tw, "%d\t%s\t%s\t-\t-\n", l.ID, yesNo(l.Allocated), yesNo(l.Held))
+			held := yesNo(l.Held)
+			if !st.HoldersKnown {
+				held = "?"
+			}
+			fmt.Fprintf(tw, "%d\t%s\t%s\t-\t-\n", l.ID, yesNo(l.Allocated), held)
 		}
 		for _, h := range l.Holders {
 			pid, comm := "?", h.Command
