@@ -1,10 +1,13 @@
 package main
 
 import (
+	"bufio"
 	"encoding/binary"
 	"encoding/json"
+	"errors"
 	"flag"
 	"fmt"
+	"io"
 	"os"
 	"os/exec"
 	"os/signal"
@@ -118,26 +121,68 @@ func runCheck(g *globals, procs int, d time.Duration, asJSON bool) (err error) {
 	signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP)
 	defer signal.Stop(sigs)
 
-	start := time.Now()
-	until := start.Add(d)
+	// Start the workers, wait until each is ready (has opened the lock and
+	// the counter file), then tell them all when to stop, so that they
+	// contend for the whole run however slowly they start.
 	workers := make([]*exec.Cmd, 0, procs)
-	exited := make(chan error, procs)
+	gos := make([]io.WriteCloser, 0, procs)
+	readies := make([]*bufio.Reader, 0, procs)
+	abort := func(err error) error {
+		killAll(workers)
+		for _, w := range workers {
+			w.Wait()
+		}
+		return err
+	}
 	for i := range procs {
 		w := &exec.Cmd{
 			Path: exe,
 			// Keep argv[0]: it selects lockdir in test binaries.
 			Args: []string{os.Args[0], "check-worker", "--dir", m.Dir(),
 				"--id", strconv.FormatUint(uint64(res.LockID), 10),
-				"--counter", counter.Name(), "--slot", strconv.Itoa(i),
-				"--until", strconv.FormatInt(until.UnixNano(), 10)},
-			Stdout: stderr,
+				"--counter", counter.Name(), "--slot", strconv.Itoa(i)},
 			Stderr: stderr,
 		}
+		in, err1 := w.StdinPipe()
+		out, err2 := w.StdoutPipe()
+		if err := errors.Join(err1, err2); err != nil {
+			return abort(fmt.Errorf("check: starting worker: %w", err))
+		}
 		if err := w.Start(); err != nil {
-			killAll(workers)
-			return fmt.Errorf("check: starting worker: %w", err)
+			return abort(fmt.Errorf("check: starting worker: %w", err))
 		}
 		workers = append(workers, w)
+		gos = append(gos, in)
+		readies = append(readies, bufio.NewReader(out))
+	}
+	ready := make(chan error, 1)
+	go func() {
+		for _, r := range readies {
+			if line, err := r.ReadString('\n'); line != "ready\n" {
+				ready <- fmt.Errorf("check: a worker failed to start (%q, %v)", line, err)
+				return
+			}
+		}
+		ready <- nil
+	}()
+	select {
+	case err := <-ready:
+		if err != nil {
+			return abort(err)
+		}
+	case s := <-sigs:
+		abort(nil)
+		fmt.Fprintf(stderr, "lockdir: check: %v; stopped\n", s)
+		return exitStatus(128 + int(s.(syscall.Signal)))
+	}
+	start := time.Now()
+	until := start.Add(d)
+	for _, in := range gos {
+		fmt.Fprintf(in, "%d\n", until.UnixNano())
+		in.Close()
+	}
+	exited := make(chan error, procs)
+	for _, w := range workers {
 		go func() { exited <- w.Wait() }()
 	}
 
@@ -267,16 +312,15 @@ func printCheck(r *checkResult) {
 
 var checkWorkerCmd = &command{
 	name:    "check-worker",
-	args:    "--dir DIR --id ID --counter FILE --slot I --until UNIXNANO",
+	args:    "--dir DIR --id ID --counter FILE --slot I",
 	summary: "internal: one process of 'lockdir check'",
 	hidden:  true,
 	setup: func(fl *flag.FlagSet, g *globals) func([]string) error {
 		id := fl.Uint64("id", 0, "lock ID")
 		counterPath := fl.String("counter", "", "counter file")
 		slot := fl.Int("slot", 0, "this worker's slot in the counter file")
-		until := fl.Int64("until", 0, "stop at this time, in Unix nanoseconds")
 		return func(args []string) error {
-			err := checkWorker(g, uint32(*id), *counterPath, *slot, time.Unix(0, *until))
+			err := checkWorker(g, uint32(*id), *counterPath, *slot)
 			if err != nil {
 				return fmt.Errorf("check-worker: %w", err)
 			}
@@ -285,7 +329,10 @@ var checkWorkerCmd = &command{
 	},
 }
 
-func checkWorker(g *globals, id uint32, counterPath string, slot int, until time.Time) (err error) {
+// checkWorker opens the lock and the counter file, prints "ready", reads
+// the time to stop at (Unix nanoseconds) from stdin, and increments the
+// counter under the lock until then.
+func checkWorker(g *globals, id uint32, counterPath string, slot int) (err error) {
 	m, err := g.openManager(false)
 	if err != nil {
 		return err
@@ -307,6 +354,13 @@ func checkWorker(g *globals, id uint32, counterPath string, slot int, until time
 	}()
 	// For the tests only: prove that check notices when nothing excludes.
 	noLock := os.Getenv("LOCKDIR_CHECK_NO_LOCK") == "1"
+
+	fmt.Fprintln(os.Stdout, "ready")
+	var untilNano int64
+	if _, err := fmt.Fscanln(os.Stdin, &untilNano); err != nil {
+		return fmt.Errorf("reading the time to stop from stdin: %w", err)
+	}
+	until := time.Unix(0, untilNano)
 
 	pid := uint64(os.Getpid())
 	var n, viol uint64
