@@ -78,7 +78,7 @@ func (m *Manager) openFD(st *lockState, wait func() bool) error {
 		}
 		fd, err := openAt(c.locksFD, name, oRDONLY|oCREAT, uint32(m.filePerm()))
 		if err == nil {
-			if err = checkRegular(fd); err == nil {
+			if err = m.checkLockFile(fd); err == nil {
 				st.fd = fd
 				st.slot = len(c.open)
 				c.open = append(c.open, st)
@@ -101,13 +101,19 @@ func (m *Manager) openFD(st *lockState, wait func() bool) error {
 	}
 }
 
-func checkRegular(fd int) error {
+// checkLockFile refuses a lock file that is not a regular file, and gives
+// one this process owns the documented mode, which the umask may have
+// narrowed when open created it.
+func (m *Manager) checkLockFile(fd int) error {
 	fi, err := fstat(fd)
 	if err != nil {
 		return err
 	}
 	if !fi.isReg() {
 		return fmt.Errorf("lock file is not a regular file (type %#o)", fi.typ)
+	}
+	if perm := uint32(m.filePerm()); fi.mode != perm && int(fi.uid) == geteuid() {
+		return fchmod(fd, perm)
 	}
 	return nil
 }

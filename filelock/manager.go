@@ -167,6 +167,9 @@ func (m *Manager) setup(mode openMode, numLocks uint32) error {
 		return &fs.PathError{Op: "open", Path: masterPath, Err: explainOpenFile(err)}
 	}
 	m.masterFD = fd
+	if err := m.checkLockFile(fd); err != nil {
+		return &fs.PathError{Op: "open", Path: masterPath, Err: err}
+	}
 	if err := m.checkOwned(fd, false); err != nil {
 		return &fs.PathError{Op: "open", Path: masterPath, Err: err}
 	}
