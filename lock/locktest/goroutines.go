@@ -204,9 +204,11 @@ func checkConcurrentAllocate(t *testing.T, s *suite) {
 		errs []error
 		wg   sync.WaitGroup
 	)
+	start := make(chan struct{})
 	for w := range workers {
 		m := ms[w%len(ms)]
 		wg.Go(func() {
+			<-start
 			for {
 				l, err := m.AllocateLock()
 				mu.Lock()
@@ -224,6 +226,7 @@ func checkConcurrentAllocate(t *testing.T, s *suite) {
 			}
 		})
 	}
+	close(start)
 	wg.Wait()
 	for _, err := range errs {
 		t.Error(err)
