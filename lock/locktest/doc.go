@@ -29,7 +29,18 @@
 //		})
 //	}
 //
+// Where package lock leaves room, the suite expects what Podman's managers
+// do: AllocateLock returns the lowest free ID (unless Harness.AnyFreeID is
+// set); a Locker may be unlocked by a goroutine other than the one that
+// locked it; FreeAllLocks leaves held locks held; and a lock whose holder
+// is killed is free again within two seconds.
+//
 // Run the suite with the race detector: the checks that share ordinary
 // memory between Lockers of one Manager rely on Unlock happening before the
-// next Lock in the sense of the Go memory model, as with sync.Mutex.
+// next Lock in the sense of the Go memory model, as with sync.Mutex. Between
+// two handles on the same locks, which may synchronize only through the
+// operating system, the suite shares memory through atomic operations only.
+//
+// Child processes talk to the test through their standard input and
+// output, so the implementation must not write to standard output.
 package locktest
