@@ -63,7 +63,8 @@ func (l *Locker) TryLock() bool {
 }
 
 // LockContext blocks until it holds the lock or ctx is done. When ctx is
-// done first it returns ctx.Err() at once, holding nothing.
+// done first it returns ctx.Err() at once, holding nothing. Unlike Lock, it
+// returns errors (such as lock.ErrClosed) instead of panicking.
 //
 // A flock(2) wait cannot be interrupted, so unless ctx can never be done,
 // LockContext waits by polling: it retries a non-blocking flock with a
@@ -73,8 +74,14 @@ func (l *Locker) LockContext(ctx context.Context) error {
 	st := l.st
 	done := ctx.Done()
 	if done == nil {
-		l.Lock()
-		return nil
+		// Nothing can cancel the wait, so wait in the kernel, as Lock
+		// does, but report errors rather than panic.
+		st.sem <- struct{}{}
+		err := l.flockHeld(lockEx, waitForever)
+		if err != nil {
+			st.release()
+		}
+		return err
 	}
 	select {
 	case st.sem <- struct{}{}:
