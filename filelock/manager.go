@@ -157,12 +157,12 @@ func (m *Manager) setup(mode openMode, numLocks uint32) error {
 
 	// The master lock file is created once and never replaced, so that
 	// every process always locks the same inode.
-	flags := oRDONLY
-	if mode != modeOpen {
-		flags |= oCREAT
-	}
 	masterPath := filepath.Join(m.dir, masterName)
-	fd, err = openAt(m.dirFD, masterName, flags, uint32(m.filePerm()))
+	if mode == modeOpen {
+		fd, err = openAt(m.dirFD, masterName, oRDONLY, 0)
+	} else {
+		fd, err = m.openOrCreateAt(m.dirFD, masterName, oRDONLY)
+	}
 	if err != nil {
 		return &fs.PathError{Op: "open", Path: masterPath, Err: explainOpenFile(err)}
 	}
@@ -231,6 +231,30 @@ func (m *Manager) setupLocksDir() error {
 		return &fs.PathError{Op: "open", Path: path, Err: err}
 	}
 	return nil
+}
+
+// openOrCreateAt opens name in the directory dirfd with flags, creating it
+// first if it does not exist. A file it creates gets the manager's file mode
+// exactly, whatever the umask, and in shared mode its group.
+func (m *Manager) openOrCreateAt(dirfd int, name string, flags int) (int, error) {
+	for {
+		fd, err := openAt(dirfd, name, flags, 0)
+		if !errors.Is(err, fs.ErrNotExist) {
+			return fd, err
+		}
+		fd, err = openAt(dirfd, name, flags|oCREAT|oEXCL, uint32(m.filePerm()))
+		if errors.Is(err, fs.ErrExist) {
+			continue // created by someone else since; open theirs
+		}
+		if err != nil {
+			return fd, err
+		}
+		if err := m.chmodShared(fd, uint32(m.filePerm())); err != nil {
+			closeFD(fd)
+			return -1, err
+		}
+		return fd, nil
+	}
 }
 
 // chmodShared gives a file this manager created its exact mode, whatever
