@@ -143,7 +143,7 @@ func (m *Manager) setup(mode openMode, numLocks uint32) error {
 	}
 	fd, err := openAt(atFDCWD, m.dir, oRDONLY|oDIRECTORY, 0)
 	if err != nil {
-		return &fs.PathError{Op: "open", Path: m.dir, Err: explainOpenDir(err)}
+		return &fs.PathError{Op: "open", Path: m.dir, Err: explainOpenDir(atFDCWD, m.dir, err)}
 	}
 	m.dirFD = fd
 	if created {
@@ -219,7 +219,7 @@ func (m *Manager) setupLocksDir() error {
 	created := err == nil
 	fd, err := openAt(m.dirFD, locksName, oRDONLY|oDIRECTORY, 0)
 	if err != nil {
-		return &fs.PathError{Op: "open", Path: path, Err: explainOpenDir(err)}
+		return &fs.PathError{Op: "open", Path: path, Err: explainOpenDir(m.dirFD, locksName, err)}
 	}
 	m.cache.locksFD = fd
 	if created {
@@ -301,10 +301,18 @@ func (m *Manager) checkOwned(fd int, wantDir bool) error {
 	return nil
 }
 
-func explainOpenDir(err error) error {
+// explainOpenDir explains why opening the directory name in dirfd with
+// O_DIRECTORY|O_NOFOLLOW failed. Linux says ENOTDIR, not ELOOP, for a
+// symlink opened that way, so a symlink is told apart by lstat.
+func explainOpenDir(dirfd int, name string, err error) error {
+	symlink := isSymlinkErr(err)
+	if !symlink && isNotDirErr(err) {
+		fi, lerr := lstatAt(dirfd, name)
+		symlink = lerr == nil && fi.isLink()
+	}
 	switch {
-	case isSymlinkErr(err):
-		return errors.New("lock directory is a symbolic link; refusing to follow it")
+	case symlink:
+		return errors.New("is a symbolic link; refusing to follow it")
 	case isNotDirErr(err):
 		return errors.New("not a directory")
 	}
