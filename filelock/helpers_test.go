@@ -185,22 +185,27 @@ func startChild(t *testing.T, role string, env ...string) *child {
 	if err != nil {
 		t.Fatal(err)
 	}
-	stdout, err := cmd.StdoutPipe()
+	// Our own pipe rather than StdoutPipe, which Wait closes: the child's
+	// output stays readable after it exits.
+	r, w, err := os.Pipe()
 	if err != nil {
 		t.Fatal(err)
 	}
-	c := &child{cmd: cmd, stdin: stdin, out: bufio.NewReader(stdout), stderr: &syncBuffer{}, done: make(chan struct{})}
+	cmd.Stdout = w
+	c := &child{cmd: cmd, stdin: stdin, out: bufio.NewReader(r), stderr: &syncBuffer{}, done: make(chan struct{})}
 	cmd.Stderr = c.stderr
-	if err := cmd.Start(); err != nil {
+	err = cmd.Start()
+	w.Close()
+	if err != nil {
+		r.Close()
 		t.Fatal(err)
 	}
 	go func() {
-		// Wait closes stdout only after the reader is done with it
-		// when the process exits, so read everything first.
 		c.err = cmd.Wait()
 		close(c.done)
 	}()
 	t.Cleanup(func() {
+		defer r.Close()
 		select {
 		case <-c.done:
 		default:
@@ -278,6 +283,24 @@ func create(t *testing.T, capacity uint32, opts ...filelock.Option) *filelock.Ma
 	}
 	t.Cleanup(func() { m.Close() })
 	return m
+}
+
+// tmpfsDir returns a fresh directory on tmpfs (/dev/shm), where lock
+// directories normally live and creating files is cheap, or t.TempDir if
+// there is none. It is removed at the end of the test.
+func tmpfsDir(t *testing.T) string {
+	t.Helper()
+	var st syscall.Statfs_t
+	const tmpfsMagic = 0x01021994
+	if err := syscall.Statfs("/dev/shm", &st); err != nil || st.Type != tmpfsMagic {
+		return t.TempDir()
+	}
+	dir, err := os.MkdirTemp("/dev/shm", "lockdir-test-")
+	if err != nil {
+		return t.TempDir()
+	}
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	return dir
 }
 
 // open opens dir and closes the manager at the end of the test.
