@@ -100,7 +100,7 @@ func TestRegistryRoundTrip(t *testing.T) {
 // applyUpdate does what an update does, on bytes: redo a pending journal
 // record, write the new journal record, then the page. With pageToo false
 // it stops after the journal, as a process killed in between would.
-func applyUpdate(t *testing.T, b []byte, id uint32, alloc bool, pageToo bool) {
+func applyUpdate(t testing.TB, b []byte, id uint32, alloc bool, pageToo bool) {
 	t.Helper()
 	v, err := parseRegistry(b)
 	if err != nil {
