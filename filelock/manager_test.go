@@ -136,26 +136,7 @@ func TestAllocateLowestFree(t *testing.T) {
 			t.Fatalf("AllocateLock = %d, want %d", l.ID(), want)
 		}
 	}
-	// Fill the first page; the next allocation comes from the second.
-	for id := uint32(7); id < 32512; id++ {
-		if _, err := m.AllocateAndRetrieveLock(id); err != nil {
-			t.Fatal(err)
-		}
-	}
-	if _, err := m.AllocateAndRetrieveLock(32513); err != nil {
-		t.Fatal(err)
-	}
-	for _, want := range []uint32{32512, 32514} {
-		if l := mustAllocate(t, m); l.ID() != want {
-			t.Fatalf("AllocateLock = %d, want %d", l.ID(), want)
-		}
-	}
-	if err := mustRetrieve(t, m, 100).Free(); err != nil {
-		t.Fatal(err)
-	}
-	if l := mustAllocate(t, m); l.ID() != 100 {
-		t.Fatalf("AllocateLock = %d, want 100", l.ID())
-	}
+	// TestAllocateAcrossPages, in registry_test.go, crosses a page.
 }
 
 func TestNoFreeLocks(t *testing.T) {
