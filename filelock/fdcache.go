@@ -76,7 +76,7 @@ func (m *Manager) openFD(st *lockState, wait func() bool) error {
 		if len(c.open) >= c.max {
 			c.evict(len(c.open) - c.max + 1)
 		}
-		fd, err := openAt(c.locksFD, name, oRDONLY|oCREAT, uint32(m.filePerm()))
+		fd, err := m.openOrCreateAt(c.locksFD, name, oRDONLY)
 		if err == nil {
 			if err = m.checkLockFile(fd); err == nil {
 				st.fd = fd
