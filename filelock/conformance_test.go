@@ -19,8 +19,6 @@ func openManager(dir string) (lock.Manager, error) {
 	return m, nil
 }
 
-func TestMain(m *testing.M) { locktest.Main(m, openManager) }
-
 // TestConformance runs the lock.Manager conformance suite, child processes
 // included, against filelock.
 func TestConformance(t *testing.T) {

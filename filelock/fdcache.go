@@ -101,9 +101,8 @@ func (m *Manager) openFD(st *lockState, wait func() bool) error {
 	}
 }
 
-// checkLockFile refuses a lock file that is not a regular file, and gives
-// one this process owns the documented mode, which the umask may have
-// narrowed when open created it.
+// checkLockFile refuses a lock file that is not a regular file: a FIFO,
+// device or directory planted in its place.
 func (m *Manager) checkLockFile(fd int) error {
 	fi, err := fstat(fd)
 	if err != nil {
@@ -111,9 +110,6 @@ func (m *Manager) checkLockFile(fd int) error {
 	}
 	if !fi.isReg() {
 		return fmt.Errorf("lock file is not a regular file (type %#o)", fi.typ)
-	}
-	if perm := uint32(m.filePerm()); fi.mode != perm && int(fi.uid) == geteuid() {
-		return fchmod(fd, perm)
 	}
 	return nil
 }

@@ -1,13 +1,17 @@
 package filelock_test
 
 import (
-	"os"
 	"testing"
+
+	"github.com/lockdir/lockdir/lock/locktest"
 )
 
+// TestMain dispatches child processes: this package's own roles
+// (runChild), then the conformance suite's (locktest.Main), which otherwise
+// runs the tests.
 func TestMain(m *testing.M) {
 	if runChild() {
 		return
 	}
-	os.Exit(m.Run())
+	locktest.Main(m, openManager)
 }
