@@ -72,6 +72,9 @@ func (l *Locker) TryLock() bool {
 // Lock to notice that another process released the lock.
 func (l *Locker) LockContext(ctx context.Context) error {
 	st := l.st
+	if err := ctx.Err(); err != nil {
+		return err
+	}
 	done := ctx.Done()
 	if done == nil {
 		// Nothing can cancel the wait, so wait in the kernel, as Lock
@@ -174,10 +177,12 @@ func (l *Locker) Unlock() {
 		panic(fmt.Sprintf("filelock: Unlock of unlocked lock %d in %s", st.id, l.m.dir))
 	}
 	err := flock(st.fd, lockUn)
-	if l.m.closed.Load() {
-		l.m.cache.drop(st)
-	}
 	st.release()
+	if l.m.closed.Load() {
+		// Close skipped this descriptor because the lock was held (or
+		// sees it free after our release and closes it itself).
+		l.m.cache.dropIdle(st)
+	}
 	if err != nil {
 		panic(l.pathErr("unlock", err))
 	}

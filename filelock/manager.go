@@ -157,12 +157,15 @@ func (m *Manager) setup(mode openMode, numLocks uint32) error {
 
 	// The master lock file is created once and never replaced, so that
 	// every process always locks the same inode.
+	// Open creates it too if the registry exists, since a registry is
+	// useless without it.
 	masterPath := filepath.Join(m.dir, masterName)
 	if mode == modeOpen {
-		fd, err = openAt(m.dirFD, masterName, oRDONLY, 0)
-	} else {
-		fd, err = m.openOrCreateAt(m.dirFD, masterName, oRDONLY)
+		if _, err := lstatAt(m.dirFD, registryName); errors.Is(err, fs.ErrNotExist) {
+			return &fs.PathError{Op: "open", Path: m.reg.path, Err: fs.ErrNotExist}
+		}
 	}
+	fd, err = m.openOrCreateAt(m.dirFD, masterName, oRDONLY)
 	if err != nil {
 		return &fs.PathError{Op: "open", Path: masterPath, Err: explainOpenFile(err)}
 	}
@@ -179,7 +182,7 @@ func (m *Manager) setup(mode openMode, numLocks uint32) error {
 	}
 	defer m.unlockMaster()
 
-	fi, err := lstatAt(m.dirFD, registryName)
+	_, err = lstatAt(m.dirFD, registryName)
 	switch {
 	case err == nil && mode == modeCreate:
 		return &fs.PathError{Op: "create", Path: m.reg.path, Err: fs.ErrExist}
@@ -196,18 +199,20 @@ func (m *Manager) setup(mode openMode, numLocks uint32) error {
 	default:
 		return &fs.PathError{Op: "stat", Path: m.reg.path, Err: err}
 	}
-	_ = fi
 	if err := m.checkOwned(int(m.reg.f.(fdFile).Fd()), false); err != nil {
 		return &fs.PathError{Op: "open", Path: m.reg.path, Err: err}
 	}
-	v, err := m.reg.view()
-	if err == nil {
-		err = m.guard(v.verify)
-	}
+	err = m.guard(func() error {
+		v, err := m.reg.view()
+		if err == nil {
+			err = v.verify()
+		}
+		if err != nil {
+			return wrapPath(err, m.reg.path)
+		}
+		return m.reg.recover(v)
+	})
 	if err != nil {
-		return wrapPath(err, m.reg.path)
-	}
-	if err := m.reg.recover(v); err != nil {
 		return err
 	}
 	return m.setupLocksDir()
