@@ -1,6 +1,7 @@
 package filelock
 
 import (
+	"errors"
 	"fmt"
 	"io/fs"
 	"path/filepath"
@@ -61,12 +62,17 @@ type fdCache struct {
 // and none of ours can be closed.
 const fdWait = 2 * time.Millisecond
 
+// maxDenied is how many times openFD retries EACCES in shared mode, a
+// millisecond apart.
+const maxDenied = 100
+
 // openFD opens the lock file for st, whose sem the caller holds. If the
 // process runs out of descriptors it evicts idle ones; if there are none to
 // evict it waits for one while wait returns true.
 func (m *Manager) openFD(st *lockState, wait func() bool) error {
 	c := &m.cache
 	name := strconv.FormatUint(uint64(st.id), 10)
+	denied := 0
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	for {
@@ -76,15 +82,24 @@ func (m *Manager) openFD(st *lockState, wait func() bool) error {
 		if len(c.open) >= c.max {
 			c.evict(len(c.open) - c.max + 1)
 		}
-		fd, err := openAt(c.locksFD, name, oRDONLY|oCREAT, uint32(m.filePerm()))
+		fd, err := m.openOrCreateAt(c.locksFD, name, oRDONLY)
 		if err == nil {
-			if err = checkRegular(fd); err == nil {
+			if err = m.checkLockFile(fd); err == nil {
 				st.fd = fd
 				st.slot = len(c.open)
 				c.open = append(c.open, st)
 				return nil
 			}
 			closeFD(fd)
+		}
+		if m.opts.gid >= 0 && errors.Is(err, fs.ErrPermission) && denied < maxDenied {
+			// In shared mode another member may have just created the
+			// file with O_EXCL and not yet fchmod'ed it to 0660.
+			denied++
+			c.mu.Unlock()
+			time.Sleep(time.Millisecond)
+			c.mu.Lock()
+			continue
 		}
 		if !isTooManyFiles(err) {
 			return &fs.PathError{Op: "open", Path: filepath.Join(m.dir, locksName, name), Err: explainOpenFile(err)}
@@ -101,7 +116,9 @@ func (m *Manager) openFD(st *lockState, wait func() bool) error {
 	}
 }
 
-func checkRegular(fd int) error {
+// checkLockFile refuses a lock file that is not a regular file: a FIFO,
+// device or directory planted in its place.
+func (m *Manager) checkLockFile(fd int) error {
 	fi, err := fstat(fd)
 	if err != nil {
 		return err
@@ -149,11 +166,15 @@ func (c *fdCache) closeLocked(st *lockState) {
 	}
 }
 
-// drop closes st's descriptor; st.sem must be held.
-func (c *fdCache) drop(st *lockState) {
+// dropIdle closes st's descriptor unless a goroutine is locking or holds
+// it, in which case that goroutine's Unlock will.
+func (c *fdCache) dropIdle(st *lockState) {
 	c.mu.Lock()
-	c.closeLocked(st)
-	c.mu.Unlock()
+	defer c.mu.Unlock()
+	if st.tryAcquire() {
+		c.closeLocked(st)
+		st.release()
+	}
 }
 
 // close closes every idle descriptor and the locks directory. Descriptors

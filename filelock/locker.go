@@ -63,7 +63,8 @@ func (l *Locker) TryLock() bool {
 }
 
 // LockContext blocks until it holds the lock or ctx is done. When ctx is
-// done first it returns ctx.Err() at once, holding nothing.
+// done first it returns ctx.Err() at once, holding nothing. Unlike Lock, it
+// returns errors (such as lock.ErrClosed) instead of panicking.
 //
 // A flock(2) wait cannot be interrupted, so unless ctx can never be done,
 // LockContext waits by polling: it retries a non-blocking flock with a
@@ -71,10 +72,19 @@ func (l *Locker) TryLock() bool {
 // Lock to notice that another process released the lock.
 func (l *Locker) LockContext(ctx context.Context) error {
 	st := l.st
+	if err := ctx.Err(); err != nil {
+		return err
+	}
 	done := ctx.Done()
 	if done == nil {
-		l.Lock()
-		return nil
+		// Nothing can cancel the wait, so wait in the kernel, as Lock
+		// does, but report errors rather than panic.
+		st.sem <- struct{}{}
+		err := l.flockHeld(lockEx, waitForever)
+		if err != nil {
+			st.release()
+		}
+		return err
 	}
 	select {
 	case st.sem <- struct{}{}:
@@ -167,10 +177,12 @@ func (l *Locker) Unlock() {
 		panic(fmt.Sprintf("filelock: Unlock of unlocked lock %d in %s", st.id, l.m.dir))
 	}
 	err := flock(st.fd, lockUn)
-	if l.m.closed.Load() {
-		l.m.cache.drop(st)
-	}
 	st.release()
+	if l.m.closed.Load() {
+		// Close skipped this descriptor because the lock was held (or
+		// sees it free after our release and closes it itself).
+		l.m.cache.dropIdle(st)
+	}
 	if err != nil {
 		panic(l.pathErr("unlock", err))
 	}

@@ -143,7 +143,7 @@ func (m *Manager) setup(mode openMode, numLocks uint32) error {
 	}
 	fd, err := openAt(atFDCWD, m.dir, oRDONLY|oDIRECTORY, 0)
 	if err != nil {
-		return &fs.PathError{Op: "open", Path: m.dir, Err: explainOpenDir(err)}
+		return &fs.PathError{Op: "open", Path: m.dir, Err: explainOpenDir(atFDCWD, m.dir, err)}
 	}
 	m.dirFD = fd
 	if created {
@@ -157,16 +157,22 @@ func (m *Manager) setup(mode openMode, numLocks uint32) error {
 
 	// The master lock file is created once and never replaced, so that
 	// every process always locks the same inode.
-	flags := oRDONLY
-	if mode != modeOpen {
-		flags |= oCREAT
-	}
+	// Open creates it too if the registry exists, since a registry is
+	// useless without it.
 	masterPath := filepath.Join(m.dir, masterName)
-	fd, err = openAt(m.dirFD, masterName, flags, uint32(m.filePerm()))
+	if mode == modeOpen {
+		if _, err := lstatAt(m.dirFD, registryName); errors.Is(err, fs.ErrNotExist) {
+			return &fs.PathError{Op: "open", Path: m.reg.path, Err: fs.ErrNotExist}
+		}
+	}
+	fd, err = m.openOrCreateAt(m.dirFD, masterName, oRDONLY)
 	if err != nil {
 		return &fs.PathError{Op: "open", Path: masterPath, Err: explainOpenFile(err)}
 	}
 	m.masterFD = fd
+	if err := m.checkLockFile(fd); err != nil {
+		return &fs.PathError{Op: "open", Path: masterPath, Err: err}
+	}
 	if err := m.checkOwned(fd, false); err != nil {
 		return &fs.PathError{Op: "open", Path: masterPath, Err: err}
 	}
@@ -176,7 +182,7 @@ func (m *Manager) setup(mode openMode, numLocks uint32) error {
 	}
 	defer m.unlockMaster()
 
-	fi, err := lstatAt(m.dirFD, registryName)
+	_, err = lstatAt(m.dirFD, registryName)
 	switch {
 	case err == nil && mode == modeCreate:
 		return &fs.PathError{Op: "create", Path: m.reg.path, Err: fs.ErrExist}
@@ -193,18 +199,20 @@ func (m *Manager) setup(mode openMode, numLocks uint32) error {
 	default:
 		return &fs.PathError{Op: "stat", Path: m.reg.path, Err: err}
 	}
-	_ = fi
 	if err := m.checkOwned(int(m.reg.f.(fdFile).Fd()), false); err != nil {
 		return &fs.PathError{Op: "open", Path: m.reg.path, Err: err}
 	}
-	v, err := m.reg.view()
-	if err == nil {
-		err = m.guard(v.verify)
-	}
+	err = m.guard(func() error {
+		v, err := m.reg.view()
+		if err == nil {
+			err = v.verify()
+		}
+		if err != nil {
+			return wrapPath(err, m.reg.path)
+		}
+		return m.reg.recover(v)
+	})
 	if err != nil {
-		return wrapPath(err, m.reg.path)
-	}
-	if err := m.reg.recover(v); err != nil {
 		return err
 	}
 	return m.setupLocksDir()
@@ -219,7 +227,7 @@ func (m *Manager) setupLocksDir() error {
 	created := err == nil
 	fd, err := openAt(m.dirFD, locksName, oRDONLY|oDIRECTORY, 0)
 	if err != nil {
-		return &fs.PathError{Op: "open", Path: path, Err: explainOpenDir(err)}
+		return &fs.PathError{Op: "open", Path: path, Err: explainOpenDir(m.dirFD, locksName, err)}
 	}
 	m.cache.locksFD = fd
 	if created {
@@ -231,6 +239,30 @@ func (m *Manager) setupLocksDir() error {
 		return &fs.PathError{Op: "open", Path: path, Err: err}
 	}
 	return nil
+}
+
+// openOrCreateAt opens name in the directory dirfd with flags, creating it
+// first if it does not exist. A file it creates gets the manager's file mode
+// exactly, whatever the umask, and in shared mode its group.
+func (m *Manager) openOrCreateAt(dirfd int, name string, flags int) (int, error) {
+	for {
+		fd, err := openAt(dirfd, name, flags, 0)
+		if !errors.Is(err, fs.ErrNotExist) {
+			return fd, err
+		}
+		fd, err = openAt(dirfd, name, flags|oCREAT|oEXCL, uint32(m.filePerm()))
+		if errors.Is(err, fs.ErrExist) {
+			continue // created by someone else since; open theirs
+		}
+		if err != nil {
+			return fd, err
+		}
+		if err := m.chmodShared(fd, uint32(m.filePerm())); err != nil {
+			closeFD(fd)
+			return -1, err
+		}
+		return fd, nil
+	}
 }
 
 // chmodShared gives a file this manager created its exact mode, whatever
@@ -277,10 +309,18 @@ func (m *Manager) checkOwned(fd int, wantDir bool) error {
 	return nil
 }
 
-func explainOpenDir(err error) error {
+// explainOpenDir explains why opening the directory name in dirfd with
+// O_DIRECTORY|O_NOFOLLOW failed. Linux says ENOTDIR, not ELOOP, for a
+// symlink opened that way, so a symlink is told apart by lstat.
+func explainOpenDir(dirfd int, name string, err error) error {
+	symlink := isSymlinkErr(err)
+	if !symlink && isNotDirErr(err) {
+		fi, lerr := lstatAt(dirfd, name)
+		symlink = lerr == nil && fi.isLink()
+	}
 	switch {
-	case isSymlinkErr(err):
-		return errors.New("lock directory is a symbolic link; refusing to follow it")
+	case symlink:
+		return errors.New("is a symbolic link; refusing to follow it")
 	case isNotDirErr(err):
 		return errors.New("not a directory")
 	}

@@ -48,7 +48,7 @@ var (
 )
 
 // MaxLocks is the largest capacity a lock directory may have. It keeps the
-// registry under 2.1 MB and an allocation's page search short.
+// registry at about 2 MiB and an allocation's page search short.
 const MaxLocks = 1 << 24
 
 // DefaultNumLocks is the capacity the CLI gives a new directory: 2,048, the

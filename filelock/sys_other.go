@@ -17,6 +17,7 @@ const (
 
 	oRDONLY    = 0
 	oCREAT     = 0
+	oEXCL      = 0
 	oDIRECTORY = 0
 	oNOFOLLOW  = 0
 	atFDCWD    = -100

@@ -112,6 +112,7 @@ func openAt(dirfd int, name string, flags int, perm uint32) (int, error) {
 const (
 	oRDONLY    = unix.O_RDONLY
 	oCREAT     = unix.O_CREAT
+	oEXCL      = unix.O_EXCL
 	oDIRECTORY = unix.O_DIRECTORY
 	atFDCWD    = unix.AT_FDCWD
 )

@@ -1,0 +1,42 @@
+# lockdir's build. `make test` is what CI runs (through .ci/run) and what the
+# README tells a new user to run.
+
+GO        ?= go
+PKGS      := ./...
+STATICCHECK := honnef.co/go/tools/cmd/staticcheck@v0.8.2
+BENCHSTAT   := golang.org/x/perf/cmd/benchstat@v0.0.0-20260908200009-22c9c6c9d4da
+FUZZTIME  ?= 30s
+
+.PHONY: all build test race bench lint fuzz torture torture-long clean
+
+all: build test
+
+build:
+	$(GO) build $(PKGS)
+	$(GO) build -o bin/lockdir ./cmd/lockdir
+
+# The default test run: vet, then every test under the race detector.
+test:
+	$(GO) vet $(PKGS)
+	$(GO) test -race -count=1 -timeout 15m $(PKGS)
+
+race: test
+
+bench:
+	$(GO) test -run '^$$' -bench . -benchmem -count 10 -timeout 60m ./filelock/ | tee bench.txt
+	$(GO) run $(BENCHSTAT) bench.txt
+
+lint:
+	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
+	$(GO) vet $(PKGS)
+	$(GO) run $(STATICCHECK) $(PKGS)
+	GOOS=darwin $(GO) vet $(PKGS)
+	GOOS=freebsd $(GO) vet $(PKGS)
+	GOOS=windows $(GO) vet $(PKGS)
+
+# Each fuzz target for FUZZTIME; the seed corpora run in `make test`.
+fuzz:
+	$(GO) test ./filelock -run '^$$' -fuzz '^FuzzParseRegistry$$' -fuzztime $(FUZZTIME)
+
+clean:
+	rm -rf bin bench.txt
