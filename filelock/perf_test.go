@@ -52,6 +52,16 @@ func TestLockUnlockAllocs(t *testing.T) {
 	}); n != 0 {
 		t.Errorf("LockContext(context.Background())+Unlock: %v allocs per run, want 0", n)
 	}
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	if n := testing.AllocsPerRun(1000, func() {
+		if err := fl.LockContext(ctx); err != nil {
+			panic(err)
+		}
+		fl.Unlock()
+	}); n != 0 {
+		t.Errorf("LockContext(cancellable)+Unlock, uncontended: %v allocs per run, want 0", n)
+	}
 }
 
 // TestRegistrySize checks that the registry of a 1,000,000-lock directory
