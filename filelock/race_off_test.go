@@ -1,0 +1,5 @@
+//go:build !race
+
+package filelock_test
+
+const raceEnabled = false

@@ -1,0 +1,88 @@
+//go:build linux
+
+package filelock_test
+
+import (
+	"context"
+	"os"
+	"testing"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/lockdir/lockdir/filelock"
+)
+
+// TestSyscallMarkers runs each operation syscountN times between two
+// marker system calls, access("/lockdir-syscount/begin/NAME") and
+// access("/lockdir-syscount/end/NAME"), for counting the system calls of one
+// operation under strace. It is skipped unless LOCKDIR_SYSCOUNT=1;
+// docs/performance.md shows how to run it and count.
+func TestSyscallMarkers(t *testing.T) {
+	if os.Getenv("LOCKDIR_SYSCOUNT") != "1" {
+		t.Skip("set LOCKDIR_SYSCOUNT=1 and run under strace -f; see docs/performance.md")
+	}
+	const syscountN = 1000
+	phase := func(name string, fn func()) {
+		unix.Access("/lockdir-syscount/begin/"+name, unix.F_OK)
+		for range syscountN {
+			fn()
+		}
+		unix.Access("/lockdir-syscount/end/"+name, unix.F_OK)
+	}
+
+	m := newManager(t, 4096, 2048)
+	l := allocated(t, m)
+	phase("LockUnlock", func() { l.Lock(); l.Unlock() })
+	phase("TryLockUnlock", func() { l.TryLock(); l.Unlock() })
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	phase("LockContextUnlock", func() {
+		if err := l.LockContext(ctx); err != nil {
+			t.Fatal(err)
+		}
+		l.Unlock()
+	})
+	// The first Lock of an ID in a Manager opens its file.
+	next := uint32(2100)
+	phase("FirstLockUnlock", func() {
+		fl, err := m.RetrieveLock(next)
+		if err != nil {
+			t.Fatal(err)
+		}
+		next++
+		fl.Lock()
+		fl.Unlock()
+	})
+	phase("AllocateLock", func() {
+		nl, err := m.AllocateLock()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := nl.Free(); err != nil {
+			t.Fatal(err)
+		}
+	})
+	phase("RetrieveLock", func() {
+		if _, err := m.RetrieveLock(7); err != nil {
+			t.Fatal(err)
+		}
+	})
+	phase("LocksHeld", func() {
+		if _, err := m.LocksHeld(); err != nil {
+			t.Fatal(err)
+		}
+	})
+
+	big := newManager(t, 1_000_000, 999_999)
+	dir := big.Dir()
+	big.Close()
+	phase("Open", func() {
+		bm, err := filelock.Open(dir)
+		if err != nil {
+			t.Fatal(err)
+		}
+		unix.Access("/lockdir-syscount/pause", unix.F_OK)
+		bm.Close()
+		unix.Access("/lockdir-syscount/resume", unix.F_OK)
+	})
+}
