@@ -3,6 +3,7 @@ module github.com/lockdir/lockdir
 go 1.26.0
 
 require (
+	github.com/gofrs/flock v0.13.2
 	github.com/rogpeppe/go-internal v1.16.0
 	github.com/spf13/afero v1.15.0
 	golang.org/x/sys v0.50.0

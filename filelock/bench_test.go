@@ -77,9 +77,9 @@ func newManager(tb testing.TB, capacity, fill uint32, opts ...filelock.Option) *
 	return m
 }
 
-// allocated returns a lock of m that has been locked and unlocked once, so
+// allocatedLocker returns a lock of m that has been locked and unlocked once, so
 // that its file is open: the state of a lock in steady use.
-func allocated(tb testing.TB, m *filelock.Manager) *filelock.Locker {
+func allocatedLocker(tb testing.TB, m *filelock.Manager) *filelock.Locker {
 	tb.Helper()
 	l, err := m.AllocateLock()
 	if err != nil {
@@ -163,7 +163,7 @@ func podmanLock(b *testing.B, path string) {
 // 0 allocs/op.
 func BenchmarkLockUnlock(b *testing.B) {
 	b.Run("lockdir", func(b *testing.B) {
-		l := allocated(b, newManager(b, filelock.DefaultNumLocks, 0))
+		l := allocatedLocker(b, newManager(b, filelock.DefaultNumLocks, 0))
 		defer startCPU(b).report()
 		for range b.N {
 			l.Lock()
@@ -201,7 +201,7 @@ func BenchmarkLockUnlock(b *testing.B) {
 // BenchmarkTryLockUnlock is an uncontended TryLock+Unlock pair.
 func BenchmarkTryLockUnlock(b *testing.B) {
 	b.Run("lockdir", func(b *testing.B) {
-		l := allocated(b, newManager(b, filelock.DefaultNumLocks, 0))
+		l := allocatedLocker(b, newManager(b, filelock.DefaultNumLocks, 0))
 		defer startCPU(b).report()
 		for range b.N {
 			if !l.TryLock() {
@@ -226,7 +226,7 @@ func BenchmarkTryLockUnlock(b *testing.B) {
 // context.Background it is Lock.
 func BenchmarkLockContextUnlock(b *testing.B) {
 	b.Run("lockdir-cancellable", func(b *testing.B) {
-		l := allocated(b, newManager(b, filelock.DefaultNumLocks, 0))
+		l := allocatedLocker(b, newManager(b, filelock.DefaultNumLocks, 0))
 		ctx, cancel := context.WithCancel(context.Background())
 		defer cancel()
 		defer startCPU(b).report()
@@ -236,7 +236,7 @@ func BenchmarkLockContextUnlock(b *testing.B) {
 		}
 	})
 	b.Run("lockdir-background", func(b *testing.B) {
-		l := allocated(b, newManager(b, filelock.DefaultNumLocks, 0))
+		l := allocatedLocker(b, newManager(b, filelock.DefaultNumLocks, 0))
 		ctx := context.Background()
 		defer startCPU(b).report()
 		for range b.N {
@@ -262,7 +262,7 @@ func BenchmarkLockContextUnlock(b *testing.B) {
 // goroutines sharing a descriptor.
 func BenchmarkLockUnlockParallel(b *testing.B) {
 	b.Run("same/lockdir", func(b *testing.B) {
-		l := allocated(b, newManager(b, filelock.DefaultNumLocks, 0))
+		l := allocatedLocker(b, newManager(b, filelock.DefaultNumLocks, 0))
 		defer startCPU(b).report()
 		b.RunParallel(func(pb *testing.PB) {
 			for pb.Next() {
@@ -437,13 +437,13 @@ func oexclDir(b *testing.B, capacity, fill uint32) (int, []string) {
 	return s.fd, s.names
 }
 
-func TestMain(m *testing.M) {
-	code := m.Run()
+// removeBenchDirs removes the O_EXCL baseline directories that the
+// benchmarks cache across runs of one binary; TestMain calls it.
+func removeBenchDirs() {
 	for _, s := range oexclDirs {
 		unix.Close(s.fd)
 		os.RemoveAll(s.path)
 	}
-	os.Exit(code)
 }
 
 // BenchmarkOpen is Open of an existing directory, which maps and verifies

@@ -31,7 +31,7 @@ func TestSyscallMarkers(t *testing.T) {
 	}
 
 	m := newManager(t, 4096, 2048)
-	l := allocated(t, m)
+	l := allocatedLocker(t, m)
 	phase("LockUnlock", func() { l.Lock(); l.Unlock() })
 	phase("TryLockUnlock", func() { l.TryLock(); l.Unlock() })
 	ctx, cancel := context.WithCancel(context.Background())

@@ -60,11 +60,18 @@ var mainOpen func(addr string) (lock.Manager, error)
 // and exits without running any test. Otherwise it exits with the result of
 // m.Run. Main does not return.
 func Main(m *testing.M, open func(addr string) (lock.Manager, error)) {
+	Setup(open)
+	os.Exit(m.Run())
+}
+
+// Setup is the first half of Main, for a TestMain that has more to do
+// around m.Run: in a child process started by the suite it plays the
+// child's role and exits; otherwise it records open for Run and returns.
+func Setup(open func(addr string) (lock.Manager, error)) {
 	if role := os.Getenv(envRole); role != "" {
 		os.Exit(runChild(role, open))
 	}
 	mainOpen = open
-	os.Exit(m.Run())
 }
 
 // A check is one subtest of the suite.
