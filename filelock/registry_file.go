@@ -202,7 +202,7 @@ func (r *registryFile) replace(dirfd int, img []byte) error {
 	// A failed directory fsync only weakens durability across power loss.
 	syncErr := r.syncDir()
 	if err := r.refresh(dirfd); err != nil {
-		return err
+		return fmt.Errorf("registry replaced, but reopening it failed: %w", err)
 	}
 	if syncErr != nil {
 		return fmt.Errorf("registry replaced, but not durably: %w", syncErr)
