@@ -78,7 +78,7 @@ func (m *Manager) openFD(st *lockState, wait func() bool) error {
 		}
 		fd, err := openAt(c.locksFD, name, oRDONLY|oCREAT, uint32(m.filePerm()))
 		if err == nil {
-			if err = checkRegular(fd); err == nil {
+			if err = m.checkLockFile(fd); err == nil {
 				st.fd = fd
 				st.slot = len(c.open)
 				c.open = append(c.open, st)
@@ -101,7 +101,9 @@ func (m *Manager) openFD(st *lockState, wait func() bool) error {
 	}
 }
 
-func checkRegular(fd int) error {
+// checkLockFile refuses a lock file that is not a regular file, and
+// restores the mode the umask took away from one this process created.
+func (m *Manager) checkLockFile(fd int) error {
 	fi, err := fstat(fd)
 	if err != nil {
 		return err
@@ -109,6 +111,7 @@ func checkRegular(fd int) error {
 	if !fi.isReg() {
 		return fmt.Errorf("lock file is not a regular file (type %#o)", fi.typ)
 	}
+	m.fixUmask(fd, fi)
 	return nil
 }
 

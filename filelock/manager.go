@@ -170,6 +170,9 @@ func (m *Manager) setup(mode openMode, numLocks uint32) error {
 	if err := m.checkOwned(fd, false); err != nil {
 		return &fs.PathError{Op: "open", Path: masterPath, Err: err}
 	}
+	if fi, err := fstat(fd); err == nil {
+		m.fixUmask(fd, fi)
+	}
 
 	if err := m.lockMaster(lockEx); err != nil {
 		return err
@@ -242,6 +245,22 @@ func (m *Manager) chmodShared(fd int, perm uint32) error {
 		}
 	}
 	return fchmod(fd, perm)
+}
+
+// fixUmask gives a file this process owns the documented mode if it has
+// only some of its bits: openat(2) with O_CREAT applies the umask, and a
+// umask of 077 would leave a shared directory's lock files 0600, which the
+// rest of the group could not open. In shared mode it only touches files of
+// the shared group, never making a file writable by another group. It is
+// best effort: a file it cannot change still works for its owner.
+func (m *Manager) fixUmask(fd int, fi fileInfo) {
+	perm := uint32(m.filePerm())
+	if m.opts.gid >= 0 && int(fi.gid) != m.opts.gid {
+		return
+	}
+	if fi.mode != perm && fi.mode&^perm == 0 && int(fi.uid) == geteuid() {
+		_ = fchmod(fd, perm)
+	}
 }
 
 // errUnsafe wraps fs.ErrPermission for files filelock refuses to trust.
