@@ -143,7 +143,7 @@ func (m *Manager) setup(mode openMode, numLocks uint32) error {
 	}
 	fd, err := openAt(atFDCWD, m.dir, oRDONLY|oDIRECTORY, 0)
 	if err != nil {
-		return &fs.PathError{Op: "open", Path: m.dir, Err: explainOpenDir(err)}
+		return &fs.PathError{Op: "open", Path: m.dir, Err: explainOpenDir(err, atFDCWD, m.dir)}
 	}
 	m.dirFD = fd
 	if created {
@@ -222,7 +222,7 @@ func (m *Manager) setupLocksDir() error {
 	created := err == nil
 	fd, err := openAt(m.dirFD, locksName, oRDONLY|oDIRECTORY, 0)
 	if err != nil {
-		return &fs.PathError{Op: "open", Path: path, Err: explainOpenDir(err)}
+		return &fs.PathError{Op: "open", Path: path, Err: explainOpenDir(err, m.dirFD, locksName)}
 	}
 	m.cache.locksFD = fd
 	if created {
@@ -296,11 +296,18 @@ func (m *Manager) checkOwned(fd int, wantDir bool) error {
 	return nil
 }
 
-func explainOpenDir(err error) error {
+// explainOpenDir explains why opening the directory name in dirfd with
+// O_NOFOLLOW|O_DIRECTORY failed. Linux answers ENOTDIR, not ELOOP, for a
+// symbolic link, so a link is told apart by lstat.
+func explainOpenDir(err error, dirfd int, name string) error {
+	symlink := errors.New("lock directory is a symbolic link; refusing to follow it")
 	switch {
 	case isSymlinkErr(err):
-		return errors.New("lock directory is a symbolic link; refusing to follow it")
+		return symlink
 	case isNotDirErr(err):
+		if fi, lerr := lstatAt(dirfd, name); lerr == nil && fi.isLink() {
+			return symlink
+		}
 		return errors.New("not a directory")
 	}
 	return err
