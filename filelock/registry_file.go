@@ -150,25 +150,38 @@ func (r *registryFile) recover(v *view) error {
 // the journal record, then the page in place. If any step fails it rolls
 // back by committing old under a newer sequence number, so that an error
 // means the registry still holds the old state. Only if the rollback fails
-// too may the change have taken effect; the error says so.
+// too may the change have taken effect; the error says so. In no case is
+// the registry left unreadable: the rollback never overwrites the only
+// valid copy of a page.
 func (r *registryFile) commit(i uint32, old, p []byte) error {
-	err := r.writeAt(journalRecord(i, p), journalOff)
-	if err == nil {
-		err = r.writeAt(p, pageOffset(i))
-	}
-	if err == nil {
-		return nil
-	}
 	back := append([]byte(nil), old...)
 	le.PutUint64(back[8:], pageSeq(p)+1)
 	sealPage(back)
-	if rerr := r.writeAt(journalRecord(i, back), journalOff); rerr != nil {
-		return fmt.Errorf("update %s, and roll back failed too (%v), so the change may have been applied: %w", r.path, rerr, err)
+	if err := r.writeAt(journalRecord(i, p), journalOff); err != nil {
+		// The page is untouched and valid. The journal may hold p, whole
+		// (if only the sync failed) or torn; supersede it with the old
+		// image.
+		if rerr := r.writeAt(journalRecord(i, back), journalOff); rerr != nil {
+			return fmt.Errorf("update %s, and roll back failed too (%v), so the change may have been applied: %w", r.path, rerr, err)
+		}
+		// The journal now holds the old page; writing it in place is
+		// only tidying, and the next update redoes it if this fails.
+		_ = r.writeAt(back, pageOffset(i))
+		return fmt.Errorf("update %s: %w", r.path, err)
 	}
-	// The journal now holds the old page; writing it in place is only
-	// tidying, and the next update redoes it if this fails.
-	_ = r.writeAt(back, pageOffset(i))
-	return fmt.Errorf("update %s: %w", r.path, err)
+	if err := r.writeAt(p, pageOffset(i)); err != nil {
+		// The journal holds p, whole, which readers use while the page,
+		// perhaps torn, is older. Roll back over the page itself, under
+		// a newer sequence number than the journal's; if that write
+		// fails or tears as well, the journal still holds a valid page
+		// (the new one). Rolling back through the journal instead would
+		// leave no valid copy if that write tore too.
+		if rerr := r.writeAt(back, pageOffset(i)); rerr != nil {
+			return fmt.Errorf("update %s, and roll back failed too (%v), so the change may have been applied: %w", r.path, rerr, err)
+		}
+		return fmt.Errorf("update %s: %w", r.path, err)
+	}
+	return nil
 }
 
 // replace atomically replaces the whole registry with img: it writes a
@@ -189,7 +202,7 @@ func (r *registryFile) replace(dirfd int, img []byte) error {
 	// A failed directory fsync only weakens durability across power loss.
 	syncErr := r.syncDir()
 	if err := r.refresh(dirfd); err != nil {
-		return err
+		return fmt.Errorf("registry replaced, but reopening it failed: %w", err)
 	}
 	if syncErr != nil {
 		return fmt.Errorf("registry replaced, but not durably: %w", syncErr)
