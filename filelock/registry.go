@@ -135,6 +135,10 @@ type view struct {
 	journal []byte
 	jpage   uint32
 	jseq    uint64 // sequence of the newest valid journal record, pending or not
+
+	// checked is 1 + the index of the last page that passed checkPage,
+	// so that an operation checks the page it works on only once.
+	checked uint32
 }
 
 // parseRegistry checks the header and the journal of data and returns a view
@@ -158,9 +162,6 @@ func parseRegistry(data []byte) (*view, error) {
 	}
 	if f := le.Uint32(h[24:]); f != 0 {
 		return nil, corruptf("unknown flags %#x", f)
-	}
-	if !allZero(h[headerLen:]) {
-		return nil, corruptf("header padding is not zero")
 	}
 	v := &view{data: data, capacity: le.Uint32(h[16:]), pages: le.Uint32(h[20:])}
 	if err := checkCapacity(v.capacity); err != nil {
@@ -190,17 +191,33 @@ func (v *view) readJournal() {
 	}
 	idx, seq := le.Uint32(j[4:]), le.Uint64(j[8:])
 	img := j[journalLen:]
-	if idx >= v.pages || checkPage(img, idx, v.capacity) != nil || pageSeq(img) != seq {
+	if idx >= v.pages || pageSeq(img) != seq || le.Uint32(img[4:]) != idx {
 		return
 	}
 	v.jseq = seq
+	// The common case, checked cheaply on every operation: the page was
+	// written after the record, whole. Only a pending record's image is
+	// checked in full, as the page it stands for.
 	p := v.rawPage(idx)
-	if pageSeq(p) < seq || checkPage(p, idx, v.capacity) != nil {
+	if pageSeq(p) >= seq && pageCRCValid(p) {
+		return
+	}
+	if checkPage(img, idx, v.capacity) == nil {
 		v.journal, v.jpage = img, idx
 	}
 }
 
+func pageCRCValid(p []byte) bool {
+	return le.Uint32(p[0:]) == crc32.Checksum(p[4:pageSize], castagnoli)
+}
+
 func allZero(b []byte) bool {
+	for len(b) >= 8 {
+		if le.Uint64(b) != 0 {
+			return false
+		}
+		b = b[8:]
+	}
 	for _, c := range b {
 		if c != 0 {
 			return false
@@ -221,9 +238,13 @@ func (v *view) page(i uint32) ([]byte, error) {
 		return v.journal, nil
 	}
 	p := v.rawPage(i)
+	if v.checked == i+1 {
+		return p, nil
+	}
 	if err := checkPage(p, i, v.capacity); err != nil {
 		return nil, err
 	}
+	v.checked = i + 1
 	return p, nil
 }
 
@@ -276,6 +297,9 @@ func (v *view) pageBits(i uint32) uint32 {
 
 // verify checks every bitmap page.
 func (v *view) verify() error {
+	if !allZero(v.data[headerLen:pageSize]) {
+		return corruptf("header padding is not zero")
+	}
 	for i := uint32(0); i < v.pages; i++ {
 		if _, err := v.page(i); err != nil {
 			return err
@@ -375,12 +399,16 @@ func (v *view) allocatedIDs() ([]uint32, error) {
 // updatedPage returns a copy of the current page holding id with id's bit
 // set (alloc true) or cleared, numbered seq and sealed.
 func (v *view) updatedPage(id uint32, alloc bool, seq uint64) ([]byte, error) {
+	return v.updatePage(make([]byte, pageSize), id, alloc, seq)
+}
+
+// updatePage is updatedPage writing into p, a page-sized buffer.
+func (v *view) updatePage(p []byte, id uint32, alloc bool, seq uint64) ([]byte, error) {
 	i := id / bitsPerPage
 	cur, err := v.page(i)
 	if err != nil {
 		return nil, err
 	}
-	p := make([]byte, pageSize)
 	copy(p, cur)
 	bit := id % bitsPerPage
 	c := pageCount32(p)
@@ -410,7 +438,12 @@ var (
 // journalRecord returns the journal bytes that commit page image p as
 // bitmap page i.
 func journalRecord(i uint32, p []byte) []byte {
-	r := make([]byte, journalLen+pageSize)
+	return fillJournalRecord(make([]byte, journalLen+pageSize), i, p)
+}
+
+// fillJournalRecord is journalRecord writing into r, a record-sized buffer.
+func fillJournalRecord(r []byte, i uint32, p []byte) []byte {
+	clear(r[20:journalLen])
 	copy(r[0:4], journalMagic[:])
 	le.PutUint32(r[4:], i)
 	le.PutUint64(r[8:], pageSeq(p))

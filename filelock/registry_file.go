@@ -31,6 +31,10 @@ type registryFile struct {
 	f    afero.File
 	data []byte
 	id   fileInfo // dev, ino and size of the mapped file
+
+	// Scratch pages for commit, reused to spare the garbage collector.
+	oldPage, newPage [pageSize]byte
+	record           [journalLen + pageSize]byte
 }
 
 type fdFile interface{ Fd() uintptr }
@@ -92,6 +96,10 @@ func (r *registryFile) close() error {
 // if another process replaced it (Resize and FreeAllLocks do) and refusing
 // it if it changed size in place, which no lockdir process does.
 func (r *registryFile) refresh(dirfd int) error {
+	// A path lookup, not an fstat of the mapped file: an fstat would not
+	// notice a registry renamed away and replaced (say by an operator's
+	// mv and lockdir init), and this process would go on allocating from
+	// the old one.
 	for range 10 {
 		fi, err := lstatAt(dirfd, registryName)
 		if err != nil {
@@ -154,19 +162,23 @@ func (r *registryFile) recover(v *view) error {
 // the registry left unreadable: the rollback never overwrites the only
 // valid copy of a page.
 func (r *registryFile) commit(i uint32, old, p []byte) error {
-	back := append([]byte(nil), old...)
-	le.PutUint64(back[8:], pageSeq(p)+1)
-	sealPage(back)
-	if err := r.writeAt(journalRecord(i, p), journalOff); err != nil {
+	// back is the rollback image: old, numbered above p.
+	back := func() []byte {
+		b := append([]byte(nil), old...)
+		le.PutUint64(b[8:], pageSeq(p)+1)
+		sealPage(b)
+		return b
+	}
+	if err := r.writeAt(fillJournalRecord(r.record[:], i, p), journalOff); err != nil {
 		// The page is untouched and valid. The journal may hold p, whole
 		// (if only the sync failed) or torn; supersede it with the old
 		// image.
-		if rerr := r.writeAt(journalRecord(i, back), journalOff); rerr != nil {
+		if rerr := r.writeAt(journalRecord(i, back()), journalOff); rerr != nil {
 			return fmt.Errorf("update %s, and roll back failed too (%v), so the change may have been applied: %w", r.path, rerr, err)
 		}
 		// The journal now holds the old page; writing it in place is
 		// only tidying, and the next update redoes it if this fails.
-		_ = r.writeAt(back, pageOffset(i))
+		_ = r.writeAt(back(), pageOffset(i))
 		return fmt.Errorf("update %s: %w", r.path, err)
 	}
 	if err := r.writeAt(p, pageOffset(i)); err != nil {
@@ -176,7 +188,7 @@ func (r *registryFile) commit(i uint32, old, p []byte) error {
 		// fails or tears as well, the journal still holds a valid page
 		// (the new one). Rolling back through the journal instead would
 		// leave no valid copy if that write tore too.
-		if rerr := r.writeAt(back, pageOffset(i)); rerr != nil {
+		if rerr := r.writeAt(back(), pageOffset(i)); rerr != nil {
 			return fmt.Errorf("update %s, and roll back failed too (%v), so the change may have been applied: %w", r.path, rerr, err)
 		}
 		return fmt.Errorf("update %s: %w", r.path, err)
