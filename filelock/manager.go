@@ -193,6 +193,9 @@ func (m *Manager) setup(mode openMode, numLocks uint32) error {
 	case errors.Is(err, fs.ErrNotExist) && mode == modeOpen:
 		return &fs.PathError{Op: "open", Path: m.reg.path, Err: fs.ErrNotExist}
 	case errors.Is(err, fs.ErrNotExist):
+		if err := m.checkEmpty(); err != nil {
+			return err
+		}
 		if err := m.reg.replace(m.dirFD, newRegistry(numLocks, nil)); err != nil {
 			return err
 		}
@@ -216,6 +219,33 @@ func (m *Manager) setup(mode openMode, numLocks uint32) error {
 		return err
 	}
 	return m.setupLocksDir()
+}
+
+// checkEmpty refuses to turn a directory that holds anything but lockdir's
+// own files into a lock directory: a mistyped path should not scatter
+// lock files among someone's documents.
+func (m *Manager) checkEmpty() error {
+	names, err := readDirNames(m.dir)
+	if err != nil {
+		return err
+	}
+	for _, name := range names {
+		switch name {
+		case masterName, tmpName, locksName:
+		default:
+			return &fs.PathError{Op: "create", Path: m.dir, Err: fmt.Errorf("directory is not empty (it holds %q) and has no registry: not a lock directory: %w", name, fs.ErrExist)}
+		}
+	}
+	return nil
+}
+
+func readDirNames(dir string) ([]string, error) {
+	f, err := os.Open(dir)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	return f.Readdirnames(-1)
 }
 
 func (m *Manager) setupLocksDir() error {

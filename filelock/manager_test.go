@@ -928,3 +928,32 @@ func TestModes(t *testing.T) {
 		})
 	}
 }
+
+// TestRefuseForeignDirectory checks that a directory holding other files
+// is not turned into a lock directory, and is left as it was.
+func TestRefuseForeignDirectory(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	if err := os.WriteFile(filepath.Join(dir, "notes.txt"), []byte("mine"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for name, open := range map[string]func() (*filelock.Manager, error){
+		"Create":       func() (*filelock.Manager, error) { return filelock.Create(dir, 8) },
+		"OpenOrCreate": func() (*filelock.Manager, error) { return filelock.OpenOrCreate(dir, 8) },
+	} {
+		m, err := open()
+		if err == nil {
+			m.Close()
+			t.Fatalf("%s made a lock directory of a directory holding notes.txt", name)
+		}
+		if !errors.Is(err, fs.ErrExist) || !strings.Contains(err.Error(), "not a lock directory") {
+			t.Errorf("%s: error %v, want fs.ErrExist saying it is not a lock directory", name, err)
+		}
+	}
+	if _, err := os.Stat(filepath.Join(dir, "registry")); !errors.Is(err, fs.ErrNotExist) {
+		t.Errorf("a registry appeared: %v", err)
+	}
+	if b, err := os.ReadFile(filepath.Join(dir, "notes.txt")); err != nil || string(b) != "mine" {
+		t.Errorf("notes.txt changed: %q, %v", b, err)
+	}
+}
