@@ -653,6 +653,33 @@ func (m *Manager) LockPath(id uint32) string {
 	return filepath.Join(m.dir, locksName, strconv.FormatUint(uint64(id), 10))
 }
 
+// LockFile returns LockPath(id) after creating the file if it is missing,
+// with the directory's documented mode and group, so that a shell script's
+// flock(1) does not create it with its umask's mode instead. It fails with
+// an error matching lock.ErrInvalidID if id is not below the capacity. It
+// neither allocates nor locks the lock.
+func (m *Manager) LockFile(id uint32) (string, error) {
+	if _, err := m.RetrieveLock(id); err != nil {
+		return "", err
+	}
+	path := m.LockPath(id)
+	c := &m.cache
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.locksFD < 0 {
+		return "", fmt.Errorf("lock %d in %s: %w", id, m.dir, lock.ErrClosed)
+	}
+	fd, err := m.openOrCreateAt(c.locksFD, strconv.FormatUint(uint64(id), 10), oRDONLY)
+	if err != nil {
+		return "", &fs.PathError{Op: "open", Path: path, Err: explainOpenFile(err)}
+	}
+	defer closeFD(fd)
+	if err := m.checkLockFile(fd); err != nil {
+		return "", &fs.PathError{Op: "open", Path: path, Err: err}
+	}
+	return path, nil
+}
+
 // Close releases the Manager's descriptors and mapping. Locks held through
 // it stay held until their Unlock, which then closes their descriptor; any
 // other use of its Lockers afterwards panics (Lock, TryLock) or returns

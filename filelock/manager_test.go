@@ -957,3 +957,40 @@ func TestRefuseForeignDirectory(t *testing.T) {
 		t.Errorf("notes.txt changed: %q, %v", b, err)
 	}
 }
+
+// TestLockFile checks that LockFile creates the lock file with its
+// documented mode, neither allocating nor locking it, and validates the ID.
+func TestLockFile(t *testing.T) {
+	t.Parallel()
+	m, err := filelock.Create(filepath.Join(t.TempDir(), "ld"), 16)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer m.Close()
+	p, err := m.LockFile(7)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p != m.LockPath(7) {
+		t.Errorf("LockFile(7) = %q, want LockPath(7) = %q", p, m.LockPath(7))
+	}
+	fi, err := os.Lstat(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !fi.Mode().IsRegular() || fi.Mode().Perm() != 0o600 {
+		t.Errorf("lock file mode %v, want a regular file with mode 0600", fi.Mode())
+	}
+	if ids, err := m.Allocated(); err != nil || len(ids) != 0 {
+		t.Errorf("Allocated() = %v, %v after LockFile; want none", ids, err)
+	}
+	l, _ := m.RetrieveLock(7)
+	if !l.(*filelock.Locker).TryLock() {
+		t.Error("lock 7 is not free after LockFile")
+	} else {
+		l.Unlock()
+	}
+	if _, err := m.LockFile(16); !errors.Is(err, lock.ErrInvalidID) {
+		t.Errorf("LockFile(16) at capacity 16: %v, want lock.ErrInvalidID", err)
+	}
+}

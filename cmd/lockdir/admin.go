@@ -5,11 +5,9 @@ import (
 	"flag"
 	"fmt"
 	"io/fs"
-	"os"
 	"slices"
 	"strconv"
 	"strings"
-	"syscall"
 
 	"github.com/lockdir/lockdir/filelock"
 )
@@ -244,7 +242,7 @@ var pathCmd = &command{
 	name:    "path",
 	args:    "ID",
 	summary: "print a lock's file, for flock(1)",
-	help: `Prints the file that holds lock ID, creating it if needed (mode 0600), so
+	help: `Prints the file that holds lock ID, creating it if needed (mode 0600, or 0660 in a shared directory), so
 that shell scripts can take the same lock as Go programs:
 
     flock "$(lockdir path 7)" some-command
@@ -268,26 +266,12 @@ alloc does not hand it to someone else.`,
 			if _, err := checkIDs(m, []uint32{id}); err != nil {
 				return err
 			}
-			if _, err := m.RetrieveLock(id); err != nil {
-				return err
-			}
-			p := m.LockPath(id)
-			if err := ensureLockFile(p); err != nil {
+			p, err := m.LockFile(id)
+			if err != nil {
 				return err
 			}
 			fmt.Fprintln(stdout, p)
 			return nil
 		}
 	},
-}
-
-// ensureLockFile creates the lock file p if it is missing, with filelock's
-// mode and flags, so that flock(1) does not create it with umask modes.
-func ensureLockFile(p string) error {
-	fd, err := syscall.Open(p, syscall.O_RDONLY|syscall.O_CREAT|syscall.O_NOFOLLOW|syscall.O_CLOEXEC, 0o600)
-	if err != nil {
-		return &exitError{code: exitDir, err: &os.PathError{Op: "create lock file", Path: p, Err: err},
-			hint: "check the permissions of the lock directory, or pick another with --dir"}
-	}
-	return syscall.Close(fd)
 }
