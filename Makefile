@@ -1,6 +1,8 @@
 # lockdir's build. `make test` is what CI runs (through .ci/run) and what the
 # README tells a new user to run.
 
+SHELL     := /bin/bash
+.SHELLFLAGS := -o pipefail -c
 GO        ?= go
 PKGS      := ./...
 STATICCHECK := honnef.co/go/tools/cmd/staticcheck@v0.8.2
@@ -15,10 +17,12 @@ build:
 	$(GO) build $(PKGS)
 	$(GO) build -o bin/lockdir ./cmd/lockdir
 
-# The default test run: vet, then every test under the race detector.
+# The default test run: vet, every test under the race detector, then the
+# torture harness's short mode. About three minutes on 2 cores.
 test:
 	$(GO) vet $(PKGS)
 	$(GO) test -race -count=1 -timeout 15m $(PKGS)
+	$(MAKE) torture
 
 race: test
 
@@ -37,6 +41,16 @@ lint:
 # Each fuzz target for FUZZTIME; the seed corpora run in `make test`.
 fuzz:
 	$(GO) test ./filelock -run '^$$' -fuzz '^FuzzParseRegistry$$' -fuzztime $(FUZZTIME)
+
+# The torture harness (internal/torture and the filelock torture and
+# hardening tests) in its short mode, about a minute, and its long mode,
+# whose figures docs/reliability.md reports. Both run on tmpfs.
+torture:
+	TMPDIR=/dev/shm LOCKDIR_TORTURE=short $(GO) test -p 1 -count=1 -v -run 'Torture|Hardening' ./internal/torture ./filelock | grep -E 'FIGURE|^--- |^(ok|FAIL|PASS)'
+
+torture-long:
+	TMPDIR=/dev/shm LOCKDIR_TORTURE=long $(GO) test -p 1 -count=1 -v -timeout 0 -run 'Torture|Hardening' ./internal/torture ./filelock | grep -E 'FIGURE|^--- |^(ok|FAIL|PASS)'
+	$(MAKE) fuzz FUZZTIME=10m
 
 clean:
 	rm -rf bin bench.txt
