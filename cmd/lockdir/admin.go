@@ -124,14 +124,11 @@ checked first: if one is out of range or not allocated, nothing is freed
 			}
 			slices.Sort(ids)
 			ids = slices.Compact(ids)
-			m, err := g.openManager(false)
+			m, err := g.openForIDs(false, ids)
 			if err != nil {
 				return err
 			}
 			defer m.Close()
-			if _, err := checkIDs(m, ids); err != nil {
-				return err
-			}
 			allocated, err := m.Allocated()
 			if err != nil {
 				return dirError(m.Dir(), err)
@@ -258,14 +255,11 @@ alloc does not hand it to someone else.`,
 			if err != nil {
 				return err
 			}
-			m, err := g.openManager(true)
+			m, err := g.openForIDs(true, []uint32{id})
 			if err != nil {
 				return err
 			}
 			defer m.Close()
-			if _, err := checkIDs(m, []uint32{id}); err != nil {
-				return err
-			}
 			p, err := m.LockFile(id)
 			if err != nil {
 				return err

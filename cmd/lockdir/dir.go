@@ -150,6 +150,20 @@ func parseIDs(cmd string, args []string) ([]uint32, error) {
 	return ids, nil
 }
 
+// openForIDs opens the lock directory as openManager does and checks that
+// every ID in ids is below its capacity, closing it again if one is not.
+func (g *globals) openForIDs(create bool, ids []uint32) (*filelock.Manager, error) {
+	m, err := g.openManager(create)
+	if err != nil {
+		return nil, err
+	}
+	if _, err := checkIDs(m, ids); err != nil {
+		m.Close()
+		return nil, err
+	}
+	return m, nil
+}
+
 // checkIDs checks that every ID is below the directory's capacity.
 func checkIDs(m *filelock.Manager, ids []uint32) (capacity uint32, err error) {
 	capacity, err = m.Capacity()

@@ -103,14 +103,11 @@ func runLocked(g *globals, id uint32, timeout time.Duration, conflictCode int, a
 		return errorf(code, "", "lock: cannot run %s: %v", argv[0], err)
 	}
 
-	m, err := g.openManager(true)
+	m, err := g.openForIDs(true, []uint32{id})
 	if err != nil {
 		return err
 	}
 	defer m.Close()
-	if _, err := checkIDs(m, []uint32{id}); err != nil {
-		return err
-	}
 	l, err := m.RetrieveLock(id)
 	if err != nil {
 		return err
