@@ -10,12 +10,9 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
-
-	"github.com/spf13/afero"
 
 	"github.com/lockdir/lockdir/lock"
 )
@@ -71,234 +68,6 @@ func tortureTime(t *testing.T, smoke, short time.Duration) time.Duration {
 	return d
 }
 
-// stormFs counts the file operations made through it and fails the
-// failAt-th (and, if sticky, every later one) with err. A failing write is
-// short if short is set: some of its bytes reach the file first.
-type stormFs struct {
-	afero.Fs
-	mu     sync.Mutex
-	n      int
-	failAt int // 0: no fault
-	sticky bool
-	short  shortMode
-	err    error
-	fired  []string // operations that failed
-	ops    []string // every operation since arm
-}
-
-// shortMode says how much of a failing write reaches the file.
-type shortMode int
-
-const (
-	shortNone   shortMode = iota
-	shortHalf             // the first half
-	shortHeader           // the first 12 bytes: part of a page's or journal record's header
-	shortAllBut           // all but the last byte
-)
-
-func (s shortMode) String() string {
-	return [...]string{"no", "half", "12-byte", "all-but-one-byte"}[s]
-}
-
-func (s shortMode) len(n int) int {
-	switch s {
-	case shortHalf:
-		return n / 2
-	case shortHeader:
-		return min(n, 12)
-	case shortAllBut:
-		return max(n-1, 0)
-	}
-	return 0
-}
-
-func newStormFs() *stormFs { return &stormFs{Fs: afero.NewOsFs()} }
-
-func (f *stormFs) arm(failAt int, err error, short shortMode, sticky bool) {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	f.n, f.failAt, f.err, f.short, f.sticky, f.fired, f.ops = 0, failAt, err, short, sticky, nil, nil
-}
-
-func (f *stormFs) disarm() (ops, fired []string) {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	ops, fired = f.ops, f.fired
-	f.failAt, f.ops, f.fired = 0, nil, nil
-	return ops, fired
-}
-
-// op records an operation and reports whether it must fail.
-func (f *stormFs) op(name string) bool {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	f.n++
-	f.ops = append(f.ops, name)
-	if f.failAt > 0 && (f.n == f.failAt || f.sticky && f.n > f.failAt) {
-		f.fired = append(f.fired, name)
-		return true
-	}
-	return false
-}
-
-func (f *stormFs) pathErr(op, name string) error {
-	return &fs.PathError{Op: op, Path: name, Err: f.err}
-}
-
-func (f *stormFs) OpenFile(name string, flag int, perm os.FileMode) (afero.File, error) {
-	if f.op("open") {
-		return nil, f.pathErr("open", name)
-	}
-	file, err := f.Fs.OpenFile(name, flag, perm)
-	if err != nil {
-		return nil, err
-	}
-	return &stormFile{File: file, fs: f}, nil
-}
-
-func (f *stormFs) Open(name string) (afero.File, error) { return f.OpenFile(name, os.O_RDONLY, 0) }
-
-func (f *stormFs) Remove(name string) error {
-	if f.op("remove") {
-		return f.pathErr("remove", name)
-	}
-	return f.Fs.Remove(name)
-}
-
-func (f *stormFs) Rename(from, to string) error {
-	if f.op("rename") {
-		return &os.LinkError{Op: "rename", Old: from, New: to, Err: f.err}
-	}
-	return f.Fs.Rename(from, to)
-}
-
-func (f *stormFs) Chmod(name string, mode os.FileMode) error {
-	if f.op("chmod") {
-		return f.pathErr("chmod", name)
-	}
-	return f.Fs.Chmod(name, mode)
-}
-
-func (f *stormFs) Chown(name string, uid, gid int) error {
-	if f.op("chown") {
-		return f.pathErr("chown", name)
-	}
-	return f.Fs.Chown(name, uid, gid)
-}
-
-type stormFile struct {
-	afero.File
-	fs *stormFs
-}
-
-func (f *stormFile) Fd() uintptr { return f.File.(fdFile).Fd() }
-
-func (f *stormFile) write(b []byte, do func([]byte) (int, error)) (int, error) {
-	if !f.fs.op("write") {
-		return do(b)
-	}
-	n := 0
-	if k := f.fs.short.len(len(b)); k > 0 {
-		n, _ = do(b[:k])
-	}
-	return n, f.fs.pathErr("write", f.Name())
-}
-
-func (f *stormFile) Write(b []byte) (int, error) { return f.write(b, f.File.Write) }
-
-func (f *stormFile) WriteAt(b []byte, off int64) (int, error) {
-	return f.write(b, func(b []byte) (int, error) { return f.File.WriteAt(b, off) })
-}
-
-func (f *stormFile) Sync() error {
-	if f.fs.op("sync") {
-		return f.fs.pathErr("sync", f.Name())
-	}
-	return f.File.Sync()
-}
-
-func (f *stormFile) Close() error {
-	fail := f.fs.op("close")
-	err := f.File.Close() // a failed close(2) still closes
-	if fail {
-		return f.fs.pathErr("close", f.Name())
-	}
-	return err
-}
-
-// stormState is what a registry holds: its capacity and allocated IDs.
-type stormState struct {
-	capacity uint32
-	alloc    []uint32 // ascending
-}
-
-func (s stormState) String() string {
-	ids := s.alloc
-	if len(ids) > 8 {
-		return fmt.Sprintf("cap %d, %d allocated (%v ...)", s.capacity, len(ids), ids[:8])
-	}
-	return fmt.Sprintf("cap %d, allocated %v", s.capacity, ids)
-}
-
-func (s stormState) equal(o stormState) bool {
-	return s.capacity == o.capacity && slices.Equal(s.alloc, o.alloc)
-}
-
-func (s stormState) with(id uint32, set bool) stormState {
-	ids := slices.Clone(s.alloc)
-	i, found := slices.BinarySearch(ids, id)
-	switch {
-	case set && !found:
-		ids = slices.Insert(ids, i, id)
-	case !set && found:
-		ids = slices.Delete(ids, i, i+1)
-	}
-	return stormState{s.capacity, ids}
-}
-
-func (s stormState) lowestFree() (uint32, bool) {
-	var id uint32
-	for _, a := range s.alloc {
-		if a != id {
-			break
-		}
-		id++
-	}
-	return id, id < s.capacity
-}
-
-// readStormState reads the state through m and checks that AvailableLocks
-// agrees with it.
-func readStormState(m *Manager) (stormState, error) {
-	c, err := m.Capacity()
-	if err != nil {
-		return stormState{}, err
-	}
-	ids, err := m.Allocated()
-	if err != nil {
-		return stormState{}, err
-	}
-	av, err := m.AvailableLocks()
-	if err != nil {
-		return stormState{}, err
-	}
-	if *av != c-uint32(len(ids)) {
-		return stormState{}, fmt.Errorf("AvailableLocks %d, but capacity %d and %d allocated", *av, c, len(ids))
-	}
-	return stormState{c, ids}, nil
-}
-
-// freshState opens dir as a new process would (so a pending journal record
-// is redone) and reads its state.
-func freshState(dir string) (stormState, error) {
-	m, err := Open(dir)
-	if err != nil {
-		return stormState{}, err
-	}
-	defer m.Close()
-	return readStormState(m)
-}
-
 // faultStep is one registry update with what it should do.
 type faultStep struct {
 	name string
@@ -306,7 +75,7 @@ type faultStep struct {
 	// old if it succeeds, and the error it must return without a fault,
 	// if any (a sentinel).
 	run    func(m *Manager) error
-	expect func(old stormState) (stormState, error)
+	expect func(old regState) (regState, error)
 }
 
 func stepAllocate() faultStep {
@@ -320,7 +89,7 @@ func stepAllocate() faultStep {
 			}
 			return err
 		},
-		expect: func(old stormState) (stormState, error) {
+		expect: func(old regState) (regState, error) {
 			id, ok := old.lowestFree()
 			if !ok {
 				return old, lock.ErrNoFreeLocks
@@ -338,11 +107,11 @@ func stepAllocateID(id uint32) faultStep {
 			_, err := m.AllocateAndRetrieveLock(id)
 			return err
 		},
-		expect: func(old stormState) (stormState, error) {
+		expect: func(old regState) (regState, error) {
 			if id >= old.capacity {
 				return old, lock.ErrInvalidID
 			}
-			if _, found := slices.BinarySearch(old.alloc, id); found {
+			if _, found := slices.BinarySearch(old.ids, id); found {
 				return old, lock.ErrAllocated
 			}
 			return old.with(id, true), nil
@@ -360,11 +129,11 @@ func stepFree(id uint32) faultStep {
 			}
 			return l.Free()
 		},
-		expect: func(old stormState) (stormState, error) {
+		expect: func(old regState) (regState, error) {
 			if id >= old.capacity {
 				return old, lock.ErrInvalidID
 			}
-			if _, found := slices.BinarySearch(old.alloc, id); !found {
+			if _, found := slices.BinarySearch(old.ids, id); !found {
 				return old, lock.ErrNotAllocated
 			}
 			return old.with(id, false), nil
@@ -376,11 +145,11 @@ func stepResize(n uint32) faultStep {
 	return faultStep{
 		name: fmt.Sprintf("Resize(%d)", n),
 		run:  func(m *Manager) error { return m.Resize(n) },
-		expect: func(old stormState) (stormState, error) {
-			if len(old.alloc) > 0 && old.alloc[len(old.alloc)-1] >= n {
+		expect: func(old regState) (regState, error) {
+			if len(old.ids) > 0 && old.ids[len(old.ids)-1] >= n {
 				return old, lock.ErrAllocated
 			}
-			return stormState{n, old.alloc}, nil
+			return regState{exists: true, capacity: n, ids: old.ids}, nil
 		},
 	}
 }
@@ -389,7 +158,7 @@ func stepFreeAll() faultStep {
 	return faultStep{
 		name:   "FreeAllLocks",
 		run:    func(m *Manager) error { return m.FreeAllLocks() },
-		expect: func(old stormState) (stormState, error) { return stormState{old.capacity, nil}, nil },
+		expect: func(old regState) (regState, error) { return regState{exists: true, capacity: old.capacity}, nil },
 	}
 }
 
@@ -404,9 +173,9 @@ func saysMaybeApplied(err error) bool {
 type faultChecker struct {
 	t      *testing.T
 	dir    string
-	ffs    *stormFs
+	ffs    *faultFs
 	m      *Manager
-	state  stormState
+	state  regState
 	points int            // steps in which a fault fired
 	byOp   map[string]int // fired faults by operation
 	errs   int            // steps that returned an error because of a fault
@@ -435,7 +204,7 @@ func (c *faultChecker) do(st faultStep, failAt int, ferr error, short shortMode,
 	c.t.Helper()
 	old := c.state
 	want, wantErr := st.expect(old)
-	c.ffs.arm(failAt, ferr, short, sticky)
+	c.ffs.arm(fault{at: failAt, err: ferr, short: short, sticky: sticky})
 	err := st.run(c.m)
 	ops, firedOps := c.ffs.disarm()
 	fired = len(firedOps) > 0
@@ -443,18 +212,21 @@ func (c *faultChecker) do(st faultStep, failAt int, ferr error, short shortMode,
 	if fired {
 		c.points++
 		for _, o := range firedOps {
-			c.byOp[o]++
+			c.byOp[o.op]++
 		}
 	}
 
 	// What does a new process see?
-	got, ferr2 := freshState(c.dir)
+	got, ferr2 := readDirState(c.dir)
+	if ferr2 == nil && !got.exists {
+		ferr2 = fs.ErrNotExist
+	}
 	if ferr2 != nil {
 		c.failf("%s: then Open: %v", desc, ferr2)
 		return fired
 	}
 	// And this manager, now without faults?
-	if mine, err := readStormState(c.m); err != nil || !mine.equal(got) {
+	if mine, err := readState(c.m); err != nil || !mine.equal(got) {
 		c.failf("%s: the manager reads %v, %v; a new one %v", desc, mine, err, got)
 	}
 
@@ -538,14 +310,14 @@ func newFaultChecker(t *testing.T, tmpl faultTemplate, fsync bool) *faultChecker
 			t.Fatal(err)
 		}
 	}
-	ffs := newStormFs()
+	ffs := newFaultFs()
 	m, err := Open(dir, withFs(ffs), WithFsync(fsync))
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { m.Close() })
 	c := &faultChecker{t: t, dir: dir, ffs: ffs, m: m, byOp: map[string]int{}}
-	if c.state, err = readStormState(m); err != nil {
+	if c.state, err = readState(m); err != nil {
 		t.Fatal(err)
 	}
 	return c
@@ -636,8 +408,8 @@ func TestTortureFaults(t *testing.T) {
 		}
 		var st faultStep
 		id := func() uint32 {
-			if len(c.state.alloc) > 0 && rng.IntN(4) != 0 {
-				return c.state.alloc[rng.IntN(len(c.state.alloc))]
+			if len(c.state.ids) > 0 && rng.IntN(4) != 0 {
+				return c.state.ids[rng.IntN(len(c.state.ids))]
 			}
 			return uint32(rng.IntN(int(c.state.capacity) + 2))
 		}
