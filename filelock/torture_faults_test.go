@@ -2,7 +2,6 @@ package filelock
 
 import (
 	"errors"
-	"flag"
 	"fmt"
 	"io/fs"
 	"math/rand/v2"
@@ -14,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/lockdir/lockdir/internal/tortureflag"
 	"github.com/lockdir/lockdir/lock"
 )
 
@@ -25,48 +25,7 @@ import (
 // Sizes: by default (plain go test) a smoke run of a few seconds; with
 // LOCKDIR_TORTURE=short (make torture, CI) the full systematic matrix and
 // 5 s of random steps; with LOCKDIR_TORTURE=long or -torture.long, 2
-// minutes of random steps, or -torture.duration.
-var (
-	tortureLong     = flag.Bool("torture.long", false, "long mode: run TestTortureFaults for -torture.duration")
-	tortureDuration = flag.Duration("torture.duration", 0, "how long the random phase of TestTortureFaults runs")
-)
-
-// tortureMode returns "smoke", "short" or "long".
-func tortureMode() string {
-	switch m := os.Getenv("LOCKDIR_TORTURE"); {
-	case *tortureLong || m == "long":
-		return "long"
-	case m == "short":
-		return "short"
-	}
-	return "smoke"
-}
-
-func tortureTime(t *testing.T, smoke, short time.Duration) time.Duration {
-	d := *tortureDuration
-	if d == 0 {
-		if s := os.Getenv("LOCKDIR_TORTURE_DURATION"); s != "" {
-			var err error
-			if d, err = time.ParseDuration(s); err != nil {
-				t.Fatalf("LOCKDIR_TORTURE_DURATION: %v", err)
-			}
-		}
-	}
-	if d == 0 {
-		switch tortureMode() {
-		case "smoke":
-			d = smoke
-		case "short":
-			d = short
-		default:
-			d = 2 * time.Minute
-		}
-	}
-	if testing.Short() {
-		d = min(d, smoke)
-	}
-	return d
-}
+// minutes of random steps, or -torture.duration (package tortureflag).
 
 // faultStep is one registry update with what it should do.
 type faultStep struct {
@@ -362,7 +321,7 @@ func TestTortureFaults(t *testing.T) {
 		{shortNone, false}, {shortHalf, false}, {shortHeader, false},
 		{shortNone, true}, {shortHalf, true}, {shortHeader, true}, {shortAllBut, true},
 	}
-	if tortureMode() == "smoke" || testing.Short() {
+	if tortureflag.Mode() == "smoke" || testing.Short() {
 		// fsync on has every operation fsync off has; one error; the
 		// schedules that found bugs.
 		fsyncs, ferrs, schedules = []bool{true}, faultErrs[:1], []schedule{{shortNone, false}, {shortHeader, false}, {shortHeader, true}}
@@ -386,11 +345,11 @@ func TestTortureFaults(t *testing.T) {
 		}
 	}
 	systematic := points
-	t.Logf("FIGURE %s: systematic (%s): %d fault points (%d runs), by operation %v", t.Name(), tortureMode(), systematic, steps, byOp)
+	t.Logf("FIGURE %s: systematic (%s): %d fault points (%d runs), by operation %v", t.Name(), tortureflag.Mode(), systematic, steps, byOp)
 
 	// Random: one manager, a long random sequence of updates, each with
 	// no fault, or one, or a run of them, at a random operation.
-	d := tortureTime(t, time.Second, 5*time.Second)
+	d := tortureflag.Duration(t, time.Second, 5*time.Second)
 	rng := rand.New(rand.NewPCG(uint64(time.Now().UnixNano()), 3))
 	caps := []uint32{1, 64, bitsPerPage, bitsPerPage + 1, bitsPerPage + 200, 3 * bitsPerPage}
 	c := newFaultChecker(t, tmpl, false)

@@ -23,6 +23,7 @@ import (
 	"time"
 
 	"github.com/lockdir/lockdir/filelock"
+	"github.com/lockdir/lockdir/internal/tortureflag"
 	"github.com/lockdir/lockdir/lock"
 )
 
@@ -33,8 +34,6 @@ import (
 // -torture.duration or LOCKDIR_TORTURE_DURATION sets the length of every
 // test.
 var (
-	longFlag  = flag.Bool("torture.long", false, "long mode: run each torture test for 2 minutes (or -torture.duration)")
-	durFlag   = flag.Duration("torture.duration", 0, "how long each torture test runs")
 	procsFlag = flag.Int("torture.procs", 8, "processes in the mutex and holder-death tests")
 	gorFlag   = flag.Int("torture.goroutines", 8, "goroutines per process in the mutex and holder-death tests")
 	idsFlag   = flag.Int("torture.ids", 4, "shared lock IDs in the mutex and holder-death tests")
@@ -49,45 +48,6 @@ func TestMain(m *testing.M) {
 	}
 	flag.Parse()
 	os.Exit(m.Run())
-}
-
-// mode returns "smoke", "short" or "long".
-func mode() string {
-	switch m := os.Getenv("LOCKDIR_TORTURE"); {
-	case *longFlag || m == "long":
-		return "long"
-	case m == "short":
-		return "short"
-	}
-	return "smoke"
-}
-
-// duration returns how long a test runs: smoke and short are its lengths
-// in those modes.
-func duration(t *testing.T, smoke, short time.Duration) time.Duration {
-	d := *durFlag
-	if d == 0 {
-		if s := os.Getenv("LOCKDIR_TORTURE_DURATION"); s != "" {
-			var err error
-			if d, err = time.ParseDuration(s); err != nil {
-				t.Fatalf("LOCKDIR_TORTURE_DURATION: %v", err)
-			}
-		}
-	}
-	if d == 0 {
-		switch mode() {
-		case "smoke":
-			d = smoke
-		case "short":
-			d = short
-		default:
-			d = 2 * time.Minute
-		}
-	}
-	if testing.Short() {
-		d = min(d, smoke)
-	}
-	return d
 }
 
 // figure logs one reported figure in a form docs/reliability.md quotes.
@@ -192,7 +152,7 @@ func setup(t *testing.T, capacity uint32) (dir, work string) {
 // increment a process reports must be in the counter (no lost update), every
 // value must be written once, and no holder may find another's marker.
 func TestTortureMutex(t *testing.T) {
-	d := duration(t, 2*time.Second, 10*time.Second)
+	d := tortureflag.Duration(t, 2*time.Second, 10*time.Second)
 	dir, work := setup(t, 64)
 	a := ChildArgs{Dir: dir, Work: work, IDs: *idsFlag, Goroutines: *gorFlag, Hold: *holdFlag, Deadline: Mono() + int64(d)}
 	start := time.Now()
@@ -335,7 +295,7 @@ func checkUnwedged(t *testing.T, dir string, ids int) {
 // acquired the lock, which gives the delay from the kill to the next
 // acquisition.
 func TestTortureHolderDeath(t *testing.T) {
-	d := duration(t, 3*time.Second, 15*time.Second)
+	d := tortureflag.Duration(t, 3*time.Second, 15*time.Second)
 	dir, work := setup(t, 64)
 	a := ChildArgs{Dir: dir, Work: work, IDs: *idsFlag, Goroutines: *gorFlag, Hold: *holdFlag}
 	rng := rand.New(rand.NewPCG(uint64(time.Now().UnixNano()), 1))
@@ -465,7 +425,7 @@ var stormCaps = []uint32{1000, 33024, 40000}
 // while they allocate, free and resize in a storm, then checks the registry
 // against the log of what every process was given.
 func TestTortureRegistryCrash(t *testing.T) {
-	d := duration(t, 3*time.Second, 15*time.Second)
+	d := tortureflag.Duration(t, 3*time.Second, 15*time.Second)
 	dir, work := setup(t, stormCaps[1])
 	rng := rand.New(rand.NewPCG(uint64(time.Now().UnixNano()), 2))
 	owners := map[uint32]int{}
