@@ -1,3 +1,5 @@
+//go:build linux || darwin || freebsd || netbsd || openbsd || dragonfly
+
 package filelock
 
 // This file exports internals to the black-box tests and benchmarks of

@@ -1,3 +1,5 @@
+//go:build linux
+
 // Package torture holds the multiprocess torture tests of filelock: real
 // processes that take locks under load, are killed with SIGKILL while they
 // hold them, and allocate and free in a storm while being killed at random
