@@ -36,7 +36,11 @@ it with the default capacity when it is missing.`,
 			if err != nil {
 				return err
 			}
-			m, err := filelock.Create(dir, uint32(*n))
+			opts, err := g.options()
+			if err != nil {
+				return err
+			}
+			m, err := filelock.Create(dir, uint32(*n), opts...)
 			if err == nil {
 				defer m.Close()
 				fmt.Fprintf(stdout, "created %s with %d locks\n", dir, *n)
@@ -45,7 +49,12 @@ it with the default capacity when it is missing.`,
 			if !errors.Is(err, fs.ErrExist) {
 				return dirError(dir, err)
 			}
-			m, err = filelock.Open(dir)
+			createErr := err
+			m, err = filelock.Open(dir, opts...)
+			if errors.Is(err, fs.ErrNotExist) {
+				// Not a registry that exists, but a foreign directory.
+				return dirError(dir, createErr)
+			}
 			if err != nil {
 				return dirError(dir, err)
 			}

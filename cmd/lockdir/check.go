@@ -138,7 +138,7 @@ func runCheck(g *globals, procs int, d time.Duration, asJSON bool) (err error) {
 		w := &exec.Cmd{
 			Path: exe,
 			// Keep argv[0]: it selects lockdir in test binaries.
-			Args: []string{os.Args[0], "check-worker", "--dir", m.Dir(),
+			Args: []string{os.Args[0], "check-worker", "--dir", m.Dir(), "--group", g.group,
 				"--id", strconv.FormatUint(uint64(res.LockID), 10),
 				"--counter", counter.Name(), "--slot", strconv.Itoa(i)},
 			Stderr: stderr,

@@ -69,7 +69,8 @@ type command struct {
 
 // globals are the flags every command accepts.
 type globals struct {
-	dir string
+	dir   string
+	group string // --group: share the directory with this group
 }
 
 var stdout io.Writer = os.Stdout
@@ -91,7 +92,7 @@ func findCommand(name string) *command {
 	return nil
 }
 
-const mainUsage = `Usage: lockdir [--dir DIR] COMMAND [ARGS...]
+const mainUsage = `Usage: lockdir [--dir DIR] [--group GROUP] COMMAND [ARGS...]
 
 lockdir manages multiprocess locks kept in a directory of files, one file
 per numbered lock, locked with flock(2). Shell scripts and Go programs
@@ -103,6 +104,10 @@ Global flags (accepted before or after the command name):
   --dir DIR   the lock directory. Default: $LOCKDIR_DIR, else
               $XDG_RUNTIME_DIR/lockdir for a non-root user, else
               /run/lockdir for root.
+  --group GROUP  share the directory with GROUP (a name or a numeric
+              GID), as $LOCKDIR_GROUP does: a directory made with it is
+              mode 02770 and its files 0660; without it, 0700 and 0600,
+              and a group-writable directory is refused.
 
 Run 'lockdir COMMAND -h' for a command's flags and arguments.
 Exit codes: 0 ok, 1 busy or timed out, 2 usage, 3 unusable directory,
@@ -131,6 +136,7 @@ func runArgs(args []string) error {
 	var g globals
 	top := flag.NewFlagSet("lockdir", flag.ContinueOnError)
 	top.StringVar(&g.dir, "dir", "", "")
+	top.StringVar(&g.group, "group", "", "")
 	rest, err := parseFlags(top, args, true)
 	if errors.Is(err, errHelp) {
 		printMainUsage(stdout)
@@ -157,6 +163,7 @@ func runArgs(args []string) error {
 	}
 	fl := flag.NewFlagSet("lockdir "+c.name, flag.ContinueOnError)
 	fl.StringVar(&g.dir, "dir", g.dir, "the lock directory (see 'lockdir -h')")
+	fl.StringVar(&g.group, "group", g.group, "share the lock directory with this group (see 'lockdir -h')")
 	body := c.setup(fl, &g)
 	pos, err := parseFlags(fl, rest, c.stopAtFirstArg)
 	if errors.Is(err, errHelp) {

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io/fs"
 	"os"
+	"os/user"
 	"path/filepath"
 	"strconv"
 
@@ -52,11 +53,15 @@ func (g *globals) openManager(create bool) (*filelock.Manager, error) {
 	if err != nil {
 		return nil, err
 	}
+	opts, err := g.options()
+	if err != nil {
+		return nil, err
+	}
 	var m *filelock.Manager
 	if create {
-		m, err = filelock.OpenOrCreate(dir, filelock.DefaultNumLocks)
+		m, err = filelock.OpenOrCreate(dir, filelock.DefaultNumLocks, opts...)
 	} else {
-		m, err = filelock.Open(dir)
+		m, err = filelock.Open(dir, opts...)
 	}
 	if err != nil {
 		return nil, dirError(dir, err)
@@ -148,6 +153,39 @@ func parseIDs(cmd string, args []string) ([]uint32, error) {
 		ids = append(ids, id)
 	}
 	return ids, nil
+}
+
+// options returns the filelock options that --group or $LOCKDIR_GROUP
+// asks for.
+func (g *globals) options() ([]filelock.Option, error) {
+	group := g.group
+	if group == "" {
+		group = os.Getenv("LOCKDIR_GROUP")
+	}
+	if group == "" {
+		return nil, nil
+	}
+	gid, err := lookupGroup(group)
+	if err != nil {
+		return nil, errorf(exitUsage, "pass a group name from /etc/group or a numeric GID",
+			"--group %s: %v", group, err)
+	}
+	return []filelock.Option{filelock.WithSharedGroup(gid)}, nil
+}
+
+// lookupGroup resolves a group name or numeric GID.
+func lookupGroup(group string) (int, error) {
+	if n, err := strconv.Atoi(group); err == nil {
+		if n < 0 {
+			return 0, errors.New("a GID is not negative")
+		}
+		return n, nil
+	}
+	gr, err := user.LookupGroup(group)
+	if err != nil {
+		return 0, err
+	}
+	return strconv.Atoi(gr.Gid)
 }
 
 // openForIDs opens the lock directory as openManager does and checks that
