@@ -22,19 +22,18 @@ type Holder struct {
 // the descriptor across fork holds the lock too, but is not listed.
 func (m *Manager) Holders() ([]Holder, error) {
 	var (
-		capacity uint32
-		alloc    []uint32
+		alloc []uint32
+		hs    []Holder
 	)
+	// heldLocks runs under regMu, where Close cannot close m.dirFD.
 	err := m.withRegistry(false, func(v *view) error {
-		capacity = v.capacity
 		var err error
-		alloc, err = v.allocatedIDs()
-		return wrapPath(err, m.reg.path)
+		if alloc, err = v.allocatedIDs(); err != nil {
+			return wrapPath(err, m.reg.path)
+		}
+		hs, err = m.heldLocks(v.capacity)
+		return err
 	})
-	if err != nil {
-		return nil, err
-	}
-	hs, err := m.heldLocks(capacity)
 	if err != nil {
 		return nil, err
 	}

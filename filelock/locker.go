@@ -38,13 +38,15 @@ func (l *Locker) Lock() {
 	st := l.st
 	st.sem <- struct{}{}
 	if err := l.flockHeld(lockEx, waitForever); err != nil {
-		st.release()
+		l.release()
 		panic(err)
 	}
 }
 
 // TryLock takes the lock if it is free and reports whether it did. It never
-// blocks. It panics if the Manager is closed or the lock file cannot be
+// waits for the lock. (With WithSharedGroup, opening a lock file that
+// another member created a moment ago may wait up to 100 ms for its mode
+// to be set.) It panics if the Manager is closed or the lock file cannot be
 // opened, and returns false if the process is out of file descriptors.
 func (l *Locker) TryLock() bool {
 	st := l.st
@@ -55,7 +57,7 @@ func (l *Locker) TryLock() bool {
 	if err == nil {
 		return true
 	}
-	st.release()
+	l.release()
 	if isWouldBlock(err) || isTooManyFilesErr(err) {
 		return false
 	}
@@ -82,7 +84,7 @@ func (l *Locker) LockContext(ctx context.Context) error {
 		st.sem <- struct{}{}
 		err := l.flockHeld(lockEx, waitForever)
 		if err != nil {
-			st.release()
+			l.release()
 		}
 		return err
 	}
@@ -95,7 +97,7 @@ func (l *Locker) LockContext(ctx context.Context) error {
 	err := l.flockHeld(lockEx|lockNB, wait)
 	if err == nil || !isWouldBlock(err) {
 		if err != nil {
-			st.release()
+			l.release()
 			if ctx.Err() != nil {
 				return ctx.Err()
 			}
@@ -107,7 +109,7 @@ func (l *Locker) LockContext(ctx context.Context) error {
 	for delay := pollMin; ; delay = min(2*delay, pollMax) {
 		select {
 		case <-done:
-			st.release()
+			l.release()
 			return ctx.Err()
 		case <-t.C:
 		}
@@ -117,7 +119,7 @@ func (l *Locker) LockContext(ctx context.Context) error {
 			return nil
 		}
 		if !isWouldBlock(err) {
-			st.release()
+			l.release()
 			return l.pathErr("flock", err)
 		}
 		t.Reset(delay)
@@ -170,6 +172,17 @@ func (l *Locker) pathErr(op string, err error) error {
 	return &fs.PathError{Op: op, Path: filepath.Join(l.m.dir, locksName, strconv.FormatUint(uint64(l.st.id), 10)), Err: err}
 }
 
+// release releases the in-process mutex. If the Manager was closed
+// meanwhile, Close skipped this lock's descriptor because the mutex was
+// taken, so release closes it (or Close, seeing the mutex free after the
+// release, already did).
+func (l *Locker) release() {
+	l.st.release()
+	if l.m.closed.Load() {
+		l.m.cache.dropIdle(l.st)
+	}
+}
+
 // Unlock releases the lock. It panics if the lock is not locked.
 func (l *Locker) Unlock() {
 	st := l.st
@@ -177,12 +190,7 @@ func (l *Locker) Unlock() {
 		panic(fmt.Sprintf("filelock: Unlock of unlocked lock %d in %s", st.id, l.m.dir))
 	}
 	err := flock(st.fd, lockUn)
-	st.release()
-	if l.m.closed.Load() {
-		// Close skipped this descriptor because the lock was held (or
-		// sees it free after our release and closes it itself).
-		l.m.cache.dropIdle(st)
-	}
+	l.release()
 	if err != nil {
 		panic(l.pathErr("unlock", err))
 	}

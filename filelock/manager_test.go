@@ -996,3 +996,38 @@ func TestLockFile(t *testing.T) {
 		t.Errorf("LockFile(16) at capacity 16: %v, want lock.ErrInvalidID", err)
 	}
 }
+
+// TestCloseWhileWaiting checks that a LockContext waiting when its Manager
+// is closed, and giving up afterwards, leaves no descriptor open.
+func TestCloseWhileWaiting(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "ld")
+	m1, err := filelock.OpenOrCreate(dir, 10)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m2, err := filelock.Open(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	holder := mustRetrieve(t, m2, 1)
+	holder.Lock()
+	waiter := mustRetrieve(t, m1, 1)
+	ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
+	defer cancel()
+	errc := make(chan error, 1)
+	go func() { errc <- waiter.LockContext(ctx) }()
+	time.Sleep(50 * time.Millisecond) // let it start polling
+	if err := m1.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := <-errc; err == nil {
+		t.Error("LockContext on a held lock succeeded")
+	}
+	holder.Unlock()
+	if err := m2.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if n := fdsUnder(t, dir); n != 0 {
+		t.Errorf("%d descriptors under %s still open after both Managers closed", n, dir)
+	}
+}
