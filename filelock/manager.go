@@ -9,6 +9,7 @@ import (
 	"runtime"
 	"runtime/debug"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -151,7 +152,7 @@ func (m *Manager) setup(mode openMode, numLocks uint32) error {
 			return &fs.PathError{Op: "chmod", Path: m.dir, Err: err}
 		}
 	}
-	if err := m.checkOwned(fd, true); err != nil {
+	if err := m.checkOwnedSettling(fd, true); err != nil {
 		return &fs.PathError{Op: "open", Path: m.dir, Err: err}
 	}
 
@@ -173,7 +174,7 @@ func (m *Manager) setup(mode openMode, numLocks uint32) error {
 	if err := m.checkLockFile(fd); err != nil {
 		return &fs.PathError{Op: "open", Path: masterPath, Err: err}
 	}
-	if err := m.checkOwned(fd, false); err != nil {
+	if err := m.checkOwnedSettling(fd, false); err != nil {
 		return &fs.PathError{Op: "open", Path: masterPath, Err: err}
 	}
 
@@ -233,6 +234,11 @@ func (m *Manager) checkEmpty() error {
 		switch name {
 		case masterName, tmpName, locksName:
 		default:
+			if strings.HasPrefix(name, registryName+".") {
+				// A registry moved aside by hand, as in
+				// "mv registry registry.bak; lockdir init".
+				continue
+			}
 			return &fs.PathError{Op: "create", Path: m.dir, Err: fmt.Errorf("directory is not empty (it holds %q) and has no registry: not a lock directory: %w", name, fs.ErrExist)}
 		}
 	}
@@ -265,7 +271,7 @@ func (m *Manager) setupLocksDir() error {
 			return &fs.PathError{Op: "chmod", Path: path, Err: err}
 		}
 	}
-	if err := m.checkOwned(fd, true); err != nil {
+	if err := m.checkOwnedSettling(fd, true); err != nil {
 		return &fs.PathError{Op: "open", Path: path, Err: err}
 	}
 	return nil
@@ -304,6 +310,19 @@ func (m *Manager) chmodShared(fd int, perm uint32) error {
 		}
 	}
 	return fchmod(fd, perm)
+}
+
+// checkOwnedSettling is checkOwned for a directory another member of the
+// shared group may have created a moment ago: until its creator's fchown
+// and fchmod, it has the creator's primary group and mode. In shared mode a
+// refusal is retried for up to 100 ms before it stands.
+func (m *Manager) checkOwnedSettling(fd int, wantDir bool) error {
+	err := m.checkOwned(fd, wantDir)
+	for i := 0; err != nil && m.opts.gid >= 0 && errors.Is(err, fs.ErrPermission) && i < maxDenied; i++ {
+		time.Sleep(time.Millisecond)
+		err = m.checkOwned(fd, wantDir)
+	}
+	return err
 }
 
 // errUnsafe wraps fs.ErrPermission for files filelock refuses to trust.

@@ -589,8 +589,12 @@ func TestLockContext(t *testing.T) {
 			if !errors.Is(err, context.Canceled) {
 				t.Fatalf("LockContext after cancel: %v, want context.Canceled", err)
 			}
-			if latency > 50*time.Millisecond {
-				t.Errorf("LockContext returned %v after cancel, want within 50ms", latency)
+			// Promptness is measured and logged above; a bound this
+			// loose only catches a wait stuck in flock(2), which
+			// would last until the holder's release below, without
+			// failing on a loaded machine.
+			if latency > time.Second {
+				t.Errorf("LockContext returned %v after cancel, want within milliseconds", latency)
 			}
 
 			// Nothing is left held.
@@ -1029,5 +1033,35 @@ func TestCloseWhileWaiting(t *testing.T) {
 	}
 	if n := fdsUnder(t, dir); n != 0 {
 		t.Errorf("%d descriptors under %s still open after both Managers closed", n, dir)
+	}
+}
+
+// TestRecreateAfterMovingRegistryAside checks the documented way to start
+// afresh in place: move the registry aside and create a new one. Managers
+// still open on the directory notice the new registry.
+func TestRecreateAfterMovingRegistryAside(t *testing.T) {
+	t.Parallel()
+	dir := filepath.Join(t.TempDir(), "ld")
+	old, err := filelock.Create(dir, 8)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer old.Close()
+	if _, err := old.AllocateLock(); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Rename(filepath.Join(dir, "registry"), filepath.Join(dir, "registry.bak")); err != nil {
+		t.Fatal(err)
+	}
+	m, err := filelock.Create(dir, 4)
+	if err != nil {
+		t.Fatalf("Create after moving the registry aside: %v", err)
+	}
+	defer m.Close()
+	if c, err := old.Capacity(); err != nil || c != 4 {
+		t.Errorf("the older Manager sees capacity %d, %v; want the new registry's 4", c, err)
+	}
+	if ids := allocated(t, old); len(ids) != 0 {
+		t.Errorf("the older Manager sees %v allocated in the new registry, want none", ids)
 	}
 }

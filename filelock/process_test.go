@@ -394,12 +394,11 @@ func TestWaitersDoNotPinThreads(t *testing.T) {
 	before, beforeOS := threads.Count(), osThreads(t)
 	var started, acquired atomic.Int64
 	var wg sync.WaitGroup
+	shared := mustRetrieve(t, m, 1)
 	for i := range waiters {
-		var l *filelock.Locker
+		l := shared // half the waiters share one Locker
 		if i%2 == 0 {
-			l = mustRetrieve(t, m, 1) // a Locker each
-		} else {
-			l = mustRetrieve(t, m, 1)
+			l = mustRetrieve(t, m, 1) // the others have a Locker each
 		}
 		wg.Go(func() {
 			started.Add(1)
