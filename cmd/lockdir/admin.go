@@ -162,9 +162,14 @@ checked first: if one is out of range or not allocated, nothing is freed
 					err = l.Free()
 				}
 				if err != nil {
-					// Another process changed the registry since we checked.
-					freed := ids[:i]
-					return fmt.Errorf("freeing lock %d: %w (freed before it: %v)", id, err, freed)
+					// Another process changed the registry since we
+					// checked, so this is a partial change: say so
+					// rather than "nothing was changed".
+					hint := "nothing was freed; run 'lockdir status'"
+					if i > 0 {
+						hint = fmt.Sprintf("locks %v were freed before it; run 'lockdir status'", ids[:i])
+					}
+					return errorf(exitConflict, hint, "freeing lock %d: %v", id, err)
 				}
 			}
 			return nil

@@ -15,7 +15,7 @@ const (
 	exitBusy     = 1 // lock: the lock is busy (-n) or the wait timed out (-w); see -E
 	exitUsage    = 2 // bad command line: unknown flag, missing or malformed argument, ID out of range
 	exitDir      = 3 // the lock directory is missing, unusable or corrupt
-	exitConflict = 4 // refused because of the locks' state; nothing was changed
+	exitConflict = 4 // refused because of the locks' state; nothing was changed, but see free
 	exitFailure  = 5 // any other failure (I/O error, could not start a process, ...)
 	exitViolated = 6 // check: mutual exclusion was violated on this filesystem
 )

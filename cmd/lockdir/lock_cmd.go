@@ -6,6 +6,7 @@ import (
 	"flag"
 	"fmt"
 	"io/fs"
+	"math"
 	"os"
 	"os/exec"
 	"os/signal"
@@ -14,6 +15,9 @@ import (
 
 	"github.com/lockdir/lockdir/filelock"
 )
+
+// maxWaitSeconds is the longest -w that a time.Duration can hold.
+const maxWaitSeconds = float64(math.MaxInt64 / int64(time.Second))
 
 var lockCmd = &command{
 	name:           "lock",
@@ -49,8 +53,8 @@ flock(1) itself: flock "$(lockdir path ID)" COMMAND.`,
 			if *nonblock && waitSet {
 				return usageError("lock", "lock: -n and -w are mutually exclusive")
 			}
-			if waitSet && *wait < 0 {
-				return usageError("lock", "lock: -w %v: the timeout cannot be negative", *wait)
+			if waitSet && !(*wait >= 0 && *wait <= maxWaitSeconds) { // also NaN
+				return usageError("lock", "lock: -w %v: the timeout must be 0 to %d seconds", *wait, int64(maxWaitSeconds))
 			}
 			if *conflict < 0 || *conflict > 255 {
 				return usageError("lock", "lock: -E %d: exit codes are 0 to 255", *conflict)
