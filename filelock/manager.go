@@ -414,13 +414,13 @@ func (m *Manager) guard(fn func() error) (err error) {
 }
 
 func (m *Manager) lockMaster(how int) error {
-	path := filepath.Join(m.dir, masterName)
 	if m.opts.timeout <= 0 {
 		if err := flock(m.masterFD, how); err != nil {
-			return &fs.PathError{Op: "flock", Path: path, Err: err}
+			return &fs.PathError{Op: "flock", Path: filepath.Join(m.dir, masterName), Err: err}
 		}
 		return nil
 	}
+	path := filepath.Join(m.dir, masterName)
 	deadline := time.Now().Add(m.opts.timeout)
 	delay := 50 * time.Microsecond
 	for {
