@@ -39,8 +39,12 @@ lint:
 	GOOS=windows $(GO) vet $(PKGS)
 
 # Each fuzz target for FUZZTIME; the seed corpora run in `make test`.
+# Minimizing each new interesting input, which is tens of kilobytes like a
+# real registry, stalls the fuzzer for minutes; crashers are small to
+# minimize by hand, so minimization is off.
 fuzz:
-	$(GO) test ./filelock -run '^$$' -fuzz '^FuzzParseRegistry$$' -fuzztime $(FUZZTIME)
+	$(GO) test ./filelock -run '^$$' -fuzz '^FuzzParseRegistry$$' -fuzztime $(FUZZTIME) -fuzzminimizetime 0
+	$(GO) test ./filelock -run '^$$' -fuzz '^FuzzOpen$$' -fuzztime $(FUZZTIME) -fuzzminimizetime 0
 
 # The torture harness (internal/torture and the filelock torture and
 # hardening tests) in its short mode, about a minute, and its long mode,
