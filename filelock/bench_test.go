@@ -210,14 +210,18 @@ func BenchmarkTryLockUnlock(b *testing.B) {
 			l.Unlock()
 		}
 	})
-	b.Run("rawflock", func(b *testing.B) {
-		fd := openFile(b, filepath.Join(benchDir(b), "0"))
-		defer startCPU(b).report()
-		for range b.N {
-			must(b, unix.Flock(fd, unix.LOCK_EX|unix.LOCK_NB))
-			must(b, unix.Flock(fd, unix.LOCK_UN))
-		}
-	})
+	b.Run("rawflock", benchRawFlockNB)
+}
+
+// benchRawFlockNB is the baseline of TryLock and LockContext: a
+// LOCK_EX|LOCK_NB and LOCK_UN pair on a descriptor kept open.
+func benchRawFlockNB(b *testing.B) {
+	fd := openFile(b, filepath.Join(benchDir(b), "0"))
+	defer startCPU(b).report()
+	for range b.N {
+		must(b, unix.Flock(fd, unix.LOCK_EX|unix.LOCK_NB))
+		must(b, unix.Flock(fd, unix.LOCK_UN))
+	}
 }
 
 // BenchmarkLockContextUnlock is an uncontended LockContext+Unlock pair.
@@ -244,14 +248,7 @@ func BenchmarkLockContextUnlock(b *testing.B) {
 			l.Unlock()
 		}
 	})
-	b.Run("rawflock", func(b *testing.B) {
-		fd := openFile(b, filepath.Join(benchDir(b), "0"))
-		defer startCPU(b).report()
-		for range b.N {
-			must(b, unix.Flock(fd, unix.LOCK_EX|unix.LOCK_NB))
-			must(b, unix.Flock(fd, unix.LOCK_UN))
-		}
-	})
+	b.Run("rawflock", benchRawFlockNB)
 }
 
 // BenchmarkLockUnlockParallel is Lock+Unlock from GOMAXPROCS goroutines at
