@@ -7,42 +7,8 @@ import (
 	"path/filepath"
 	"strconv"
 	"sync"
-	"sync/atomic"
 	"time"
 )
-
-// lockState is the in-process side of one lock ID, shared by every Locker
-// for that ID from one Manager.
-//
-// sem is the in-process mutex. flock alone cannot be: a flock lock belongs
-// to an open file description, so two goroutines locking through the same
-// descriptor would both succeed. A goroutine first takes sem, then flocks the
-// file, so at most one goroutine per Manager and ID waits in flock(2) and
-// the rest wait, parked, on the channel, without holding an OS thread.
-type lockState struct {
-	sem  chan struct{} // full while a goroutine holds or is taking the lock
-	held atomic.Bool   // the flock is held; Unlock clears it first
-	ref  atomic.Bool   // used since the cache's clock hand last passed
-	fd   int           // lock file descriptor, or -1; guarded by sem
-	slot int           // index in fdCache.open, or -1; guarded by fdCache.mu
-	id   uint32
-}
-
-func newLockState(id uint32) *lockState {
-	return &lockState{sem: make(chan struct{}, 1), fd: -1, slot: -1, id: id}
-}
-
-// tryAcquire takes the in-process mutex if it is free.
-func (st *lockState) tryAcquire() bool {
-	select {
-	case st.sem <- struct{}{}:
-		return true
-	default:
-		return false
-	}
-}
-
-func (st *lockState) release() { <-st.sem }
 
 // fdCache bounds the lock file descriptors a Manager keeps open while their
 // locks are not held. It evicts with the clock algorithm: Lock sets a
@@ -61,10 +27,6 @@ type fdCache struct {
 // fdWait is how long openFD sleeps while the process is out of descriptors
 // and none of ours can be closed.
 const fdWait = 2 * time.Millisecond
-
-// maxDenied is how many times openFD retries EACCES in shared mode, a
-// millisecond apart.
-const maxDenied = 100
 
 // openFD opens the lock file for st, whose sem the caller holds. If the
 // process runs out of descriptors it evicts idle ones; if there are none to
@@ -114,19 +76,6 @@ func (m *Manager) openFD(st *lockState, wait func() bool) error {
 		time.Sleep(fdWait)
 		c.mu.Lock()
 	}
-}
-
-// checkLockFile refuses a lock file that is not a regular file: a FIFO,
-// device or directory planted in its place.
-func (m *Manager) checkLockFile(fd int) error {
-	fi, err := fstat(fd)
-	if err != nil {
-		return err
-	}
-	if !fi.isReg() {
-		return fmt.Errorf("lock file is not a regular file (type %#o)", fi.typ)
-	}
-	return nil
 }
 
 // evict closes up to n idle descriptors and returns how many it closed.

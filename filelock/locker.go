@@ -6,12 +6,46 @@ import (
 	"io/fs"
 	"path/filepath"
 	"strconv"
+	"sync/atomic"
 	"time"
 
 	"github.com/lockdir/lockdir/lock"
 )
 
 var errClosedManager = lock.ErrClosed
+
+// lockState is the in-process side of one lock ID, shared by every Locker
+// for that ID from one Manager.
+//
+// sem is the in-process mutex. flock alone cannot be: a flock lock belongs
+// to an open file description, so two goroutines locking through the same
+// descriptor would both succeed. A goroutine first takes sem, then flocks the
+// file, so at most one goroutine per Manager and ID waits in flock(2) and
+// the rest wait, parked, on the channel, without holding an OS thread.
+type lockState struct {
+	sem  chan struct{} // full while a goroutine holds or is taking the lock
+	held atomic.Bool   // the flock is held; Unlock clears it first
+	ref  atomic.Bool   // used since the cache's clock hand last passed
+	fd   int           // lock file descriptor, or -1; guarded by sem
+	slot int           // index in fdCache.open, or -1; guarded by fdCache.mu
+	id   uint32
+}
+
+func newLockState(id uint32) *lockState {
+	return &lockState{sem: make(chan struct{}, 1), fd: -1, slot: -1, id: id}
+}
+
+// tryAcquire takes the in-process mutex if it is free.
+func (st *lockState) tryAcquire() bool {
+	select {
+	case st.sem <- struct{}{}:
+		return true
+	default:
+		return false
+	}
+}
+
+func (st *lockState) release() { <-st.sem }
 
 // Locker is one lock of a Manager. It implements lock.Locker, with TryLock
 // and LockContext besides. A Locker is safe for concurrent use: like a
