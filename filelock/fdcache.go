@@ -10,27 +10,86 @@ import (
 	"time"
 )
 
-// fdCache bounds the lock file descriptors a Manager keeps open while their
-// locks are not held. It evicts with the clock algorithm: Lock sets a
-// state's ref bit, and the hand clears it, closing the first descriptor it
-// finds unreferenced and not in use. Eviction takes a state's sem with
-// tryAcquire, so it never closes a descriptor that a goroutine is locking or
-// holds: a held lock pins its descriptor.
+// fdCache keeps a Manager's lock file descriptors open between locks, and
+// indexes the in-process state of each lock ID it knows of.
+//
+// It bounds the descriptors kept open while their locks are not held,
+// evicting with the clock algorithm: Lock sets a state's ref bit, and the
+// hand clears it, closing the first descriptor it finds unreferenced and not
+// in use. Eviction takes a state with tryAcquire, so it never closes a
+// descriptor that a goroutine is locking or holds: a held lock pins its
+// descriptor.
+//
+// byID is what lets the Lockers of one ID share one state, so that their
+// goroutines wait for each other on a channel rather than each in flock(2)
+// on a descriptor of its own. Nothing depends on that for correctness: two
+// states of one ID have two descriptors, and flock excludes between them as
+// between two Managers. So the index is a plain map, bounded with the
+// cache: a state leaves it when its descriptor is evicted, or, if it never
+// had one, when the map outgrows twice the bound. A Locker keeps its state
+// either way.
 type fdCache struct {
 	mu      sync.Mutex
 	max     int
 	locksFD int // the locks directory; -1 once closed
 	open    []*lockState
 	hand    int
+	byID    map[uint32]*lockState
 }
 
 // fdWait is how long openFD sleeps while the process is out of descriptors
-// and none of ours can be closed.
+// and no lockdir descriptor in the process can be closed.
 const fdWait = 2 * time.Millisecond
 
-// openFD opens the lock file for st, whose sem the caller holds. If the
-// process runs out of descriptors it evicts idle ones; if there are none to
-// evict it waits for one while wait returns true.
+// defaultMaxOpen is the bound on idle descriptors when WithMaxOpenFiles is
+// not given: half the process's descriptor limit (which the Go runtime
+// raises to the hard limit at start-up), between 1,024 and 65,536. A
+// short-lived process that touches every lock once then closes none of
+// them, and a process near its limit still gets its descriptors back,
+// because running out makes every Manager evict (see evictAnywhere).
+func defaultMaxOpen() int {
+	n, err := fileLimit()
+	if err != nil {
+		return 1024
+	}
+	return int(min(max(n/2, 1024), 65536))
+}
+
+// state returns the state of id that the cache knows of, or a new one.
+func (c *fdCache) state(id uint32) *lockState {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if st := c.byID[id]; st != nil {
+		return st
+	}
+	st := newLockState(id)
+	if c.byID == nil {
+		c.byID = make(map[uint32]*lockState)
+	}
+	if len(c.byID) >= 2*c.max+64 {
+		c.sweep()
+	}
+	c.byID[id] = st
+	return st
+}
+
+// sweep drops from byID the states that have no descriptor and are not in
+// use. c.mu must be held. It runs when byID is full, and leaves at most
+// max states with descriptors plus those in use, so its cost is amortized
+// over the insertions that filled the map.
+func (c *fdCache) sweep() {
+	for id, st := range c.byID {
+		if st.fd < 0 && st.tryAcquire() {
+			delete(c.byID, id)
+			st.release()
+		}
+	}
+}
+
+// openFD opens the lock file for st, whose in-process lock the caller
+// holds. If the process runs out of descriptors it evicts idle ones, this
+// Manager's first and then any other Manager's; if none in the process can
+// be evicted, it waits for one while wait returns true.
 func (m *Manager) openFD(st *lockState, wait func() bool) error {
 	c := &m.cache
 	name := strconv.FormatUint(uint64(st.id), 10)
@@ -44,15 +103,10 @@ func (m *Manager) openFD(st *lockState, wait func() bool) error {
 		if len(c.open) >= c.max {
 			c.evict(len(c.open) - c.max + 1)
 		}
-		fd, err := m.openOrCreateAt(c.locksFD, name, oRDONLY)
+		fd, err := m.openLockFile(c.locksFD, name)
 		if err == nil {
-			if err = m.checkLockFile(fd); err == nil {
-				st.fd = fd
-				st.slot = len(c.open)
-				c.open = append(c.open, st)
-				return nil
-			}
-			closeFD(fd)
+			c.add(st, fd)
+			return nil
 		}
 		if m.opts.gid >= 0 && errors.Is(err, fs.ErrPermission) && denied < maxDenied {
 			// In shared mode another member may have just created the
@@ -69,12 +123,47 @@ func (m *Manager) openFD(st *lockState, wait func() bool) error {
 		if c.evict(max(1, len(c.open)/2)) > 0 {
 			continue
 		}
-		if !wait() {
+		c.mu.Unlock()
+		freed := evictAnywhere(c)
+		if freed == 0 && wait() {
+			time.Sleep(fdWait)
+		}
+		c.mu.Lock()
+		if freed == 0 && !wait() {
 			return &fs.PathError{Op: "open", Path: filepath.Join(m.dir, locksName, name), Err: err}
 		}
-		c.mu.Unlock()
-		time.Sleep(fdWait)
-		c.mu.Lock()
+	}
+}
+
+// openLockFile opens (creating if need be) the lock file name in the locks
+// directory. In shared mode it also refuses a file that is not a regular
+// file, which a group member could have planted: a FIFO, say, on which
+// flock(1) would block forever. In a private directory nobody but its owner
+// (and root) can create entries, so the check would cost a system call per
+// first Lock of an ID and protect against nothing; see docs/design.md.
+func (m *Manager) openLockFile(locksFD int, name string) (int, error) {
+	fd, err := m.openOrCreateAt(locksFD, name, oRDONLY)
+	if err != nil || m.opts.gid < 0 {
+		return fd, err
+	}
+	if err := m.checkLockFile(fd); err != nil {
+		closeFD(fd)
+		return -1, err
+	}
+	return fd, nil
+}
+
+// add records st's new descriptor fd. c.mu and st's in-process lock must be
+// held.
+func (c *fdCache) add(st *lockState, fd int) {
+	st.fd = fd
+	st.slot = len(c.open)
+	c.open = append(c.open, st)
+	if c.byID == nil {
+		c.byID = make(map[uint32]*lockState)
+	}
+	if c.byID[st.id] == nil {
+		c.byID[st.id] = st
 	}
 }
 
@@ -99,7 +188,7 @@ func (c *fdCache) evict(n int) int {
 }
 
 // closeLocked closes st's descriptor and drops it from the cache. c.mu and
-// st.sem must be held.
+// st's in-process lock must be held.
 func (c *fdCache) closeLocked(st *lockState) {
 	if st.fd >= 0 {
 		closeFD(st.fd)
@@ -112,6 +201,9 @@ func (c *fdCache) closeLocked(st *lockState) {
 		c.open[last] = nil
 		c.open = c.open[:last]
 		st.slot = -1
+	}
+	if c.byID[st.id] == st {
+		delete(c.byID, st.id)
 	}
 }
 
@@ -129,6 +221,7 @@ func (c *fdCache) dropIdle(st *lockState) {
 // close closes every idle descriptor and the locks directory. Descriptors
 // of held locks are closed by their Unlock.
 func (c *fdCache) close() {
+	unregisterCache(c)
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	for i := 0; i < len(c.open); {
@@ -140,6 +233,7 @@ func (c *fdCache) close() {
 		}
 		i++
 	}
+	clear(c.byID)
 	if c.locksFD >= 0 {
 		closeFD(c.locksFD)
 		c.locksFD = -1

@@ -64,6 +64,8 @@ func TestHardeningChild(t *testing.T) {
 		r = childIntruder(a)
 	case "nofile":
 		r = childNoFile(a)
+	case "twomanagers":
+		r = childTwoManagers(a)
 	case "listfd":
 		r = childListFD()
 	default:
@@ -191,11 +193,20 @@ func TestHardeningSymlinkLockFile(t *testing.T) {
 	}
 	l6, _ := m.RetrieveLock(6)
 	mustPanic(t, "Lock on a symlink to a directory", "symbolic link", l6.Lock)
-	if err := syscall.Mkfifo(m.LockPath(7), 0o600); err != nil {
+	// In a shared directory a group member can plant a FIFO, on which
+	// flock(1) would block forever; filelock refuses it. (In a private
+	// directory only its owner can plant anything, so filelock does not
+	// spend an fstat per lock file on it: see docs/design.md.)
+	sm, err := Create(filepath.Join(t.TempDir(), "shared"), 100, WithSharedGroup(os.Getgid()))
+	if err != nil {
 		t.Fatal(err)
 	}
-	l7, _ := m.RetrieveLock(7)
-	mustPanic(t, "Lock on a FIFO", "not a regular file", l7.Lock)
+	defer sm.Close()
+	if err := syscall.Mkfifo(sm.LockPath(7), 0o660); err != nil {
+		t.Fatal(err)
+	}
+	l7, _ := sm.RetrieveLock(7)
+	mustPanic(t, "Lock on a FIFO in a shared directory", "not a regular file", l7.Lock)
 	// Other locks still work.
 	l8, _ := m.RetrieveLock(8)
 	l8.Lock()

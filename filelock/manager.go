@@ -5,11 +5,9 @@ import (
 	"fmt"
 	"io/fs"
 	"path/filepath"
-	"runtime"
 	"strconv"
 	"sync"
 	"sync/atomic"
-	"weak"
 
 	"github.com/lockdir/lockdir/lock"
 )
@@ -32,8 +30,9 @@ type Manager struct {
 
 	closed atomic.Bool
 
-	statesMu sync.Mutex
-	states   map[uint32]weak.Pointer[lockState]
+	// capacity is the capacity of the registry this Manager last read,
+	// kept so that RetrieveLock can check an ID without a system call.
+	capacity atomic.Uint32
 
 	cache fdCache
 }
@@ -115,7 +114,23 @@ func (m *Manager) free(id uint32) error {
 // RetrieveLock returns the lock with the given ID, a *Locker, whether or not
 // it is allocated; retrieving does not allocate. It fails with an error
 // matching lock.ErrInvalidID if id is not below the capacity.
+//
+// RetrieveLock checks id against the capacity this Manager last read from
+// the registry, and reads the registry again only when id is not below
+// it, so that an ID added by another process's Resize is still found. It
+// makes no system call in the common case. After another process shrinks
+// the directory, RetrieveLock may therefore return a Locker for an ID
+// beyond the new capacity until this Manager next reads the registry (any
+// other Manager method does). That Locker is as usable as one obtained
+// before the shrink: Lock never consults the registry, and every
+// allocation checks the current capacity.
 func (m *Manager) RetrieveLock(id uint32) (lock.Locker, error) {
+	if m.closed.Load() {
+		return nil, lock.ErrClosed
+	}
+	if id < m.capacity.Load() {
+		return m.locker(id), nil
+	}
 	err := m.withRegistry(false, func(v *view) error {
 		if id >= v.capacity {
 			return m.errID(id, v.capacity)
@@ -165,7 +180,11 @@ func (m *Manager) Resize(numLocks uint32) error {
 			return fmt.Errorf("resize %s from %d to %d locks: %d allocated IDs are %d or above (%s); free them first: %w",
 				m.dir, v.capacity, numLocks, len(over), numLocks, formatIDs(over, 10), lock.ErrAllocated)
 		}
-		return m.reg.replace(m.dirFD, newRegistry(numLocks, ids))
+		if err := m.reg.replace(m.dirFD, newRegistry(numLocks, ids)); err != nil {
+			return err
+		}
+		m.capacity.Store(numLocks)
+		return nil
 	})
 }
 
@@ -286,30 +305,8 @@ func (m *Manager) Close() error {
 	return err
 }
 
-// locker returns a Locker for id, sharing the in-process state of every
-// other Locker for id from this Manager.
+// locker returns a Locker for id, sharing the in-process state of the other
+// Lockers for id that this Manager's descriptor cache still knows of.
 func (m *Manager) locker(id uint32) *Locker {
-	return &Locker{m: m, st: m.state(id)}
-}
-
-func (m *Manager) state(id uint32) *lockState {
-	m.statesMu.Lock()
-	defer m.statesMu.Unlock()
-	if st := m.states[id].Value(); st != nil {
-		return st
-	}
-	st := newLockState(id)
-	m.states[id] = weak.Make(st)
-	// Forget the entry once no Locker (and no cached descriptor) refers to
-	// the state any more, so that touching many IDs costs no lasting memory.
-	runtime.AddCleanup(st, m.forget, id)
-	return st
-}
-
-func (m *Manager) forget(id uint32) {
-	m.statesMu.Lock()
-	defer m.statesMu.Unlock()
-	if m.states[id].Value() == nil {
-		delete(m.states, id)
-	}
+	return &Locker{m: m, st: m.cache.state(id)}
 }

@@ -83,6 +83,7 @@ func (m *Manager) withRegistry(exclusive bool, fn func(v *view) error) error {
 		if err != nil {
 			return err
 		}
+		m.capacity.Store(v.capacity)
 		if exclusive {
 			if err := m.reg.recover(v); err != nil {
 				return err

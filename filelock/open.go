@@ -8,7 +8,6 @@ import (
 	"path/filepath"
 	"runtime"
 	"strings"
-	"weak"
 )
 
 type openMode int
@@ -54,6 +53,9 @@ func open(dir string, mode openMode, numLocks uint32, opts []Option) (*Manager, 
 	for _, opt := range opts {
 		opt(&o)
 	}
+	if o.maxOpen == 0 {
+		o.maxOpen = defaultMaxOpen()
+	}
 	if mode != modeOpen {
 		if err := checkCapacity(numLocks); err != nil {
 			return nil, &fs.PathError{Op: "create", Path: dir, Err: err}
@@ -65,7 +67,6 @@ func open(dir string, mode openMode, numLocks uint32, opts []Option) (*Manager, 
 		opts:     o,
 		dirFD:    -1,
 		masterFD: -1,
-		states:   make(map[uint32]weak.Pointer[lockState]),
 		cache:    fdCache{max: o.maxOpen, locksFD: -1},
 	}
 	m.reg = registryFile{
@@ -167,6 +168,7 @@ func (m *Manager) setup(mode openMode, numLocks uint32) error {
 		if err != nil {
 			return wrapPath(err, m.reg.path)
 		}
+		m.capacity.Store(v.capacity)
 		return m.reg.recover(v)
 	})
 	if err != nil {
@@ -219,6 +221,7 @@ func (m *Manager) setupLocksDir() error {
 		return &fs.PathError{Op: "open", Path: path, Err: explainOpenDir(m.dirFD, locksName, err)}
 	}
 	m.cache.locksFD = fd
+	registerCache(&m.cache)
 	if created {
 		if err := m.chmodShared(fd, m.dirPerm()); err != nil {
 			return &fs.PathError{Op: "chmod", Path: path, Err: err}

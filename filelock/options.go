@@ -10,7 +10,7 @@ import (
 type Option func(*options)
 
 type options struct {
-	maxOpen int           // idle lock fds kept open at most
+	maxOpen int           // idle lock fds kept open at most; 0 until defaulted
 	fsync   bool          // fsync after every registry update
 	gid     int           // shared group, or -1
 	timeout time.Duration // wait for the master lock; 0 is forever
@@ -18,12 +18,14 @@ type options struct {
 }
 
 func defaultOptions() options {
-	return options{maxOpen: 1024, gid: -1, fs: afero.NewOsFs()}
+	return options{gid: -1, fs: afero.NewOsFs()}
 }
 
 // WithMaxOpenFiles bounds how many lock files a Manager keeps open while
 // they are not locked. Reopening a lock file costs an open(2) on the next
-// Lock, so the bound trades descriptors for speed. The default is 1,024.
+// Lock, so the bound trades descriptors for speed. The default is half the
+// process's descriptor limit, at least 1,024 and at most 65,536, so that a
+// process touching thousands of locks once closes none of them.
 // A held lock always keeps its descriptor, so a process holding more locks
 // than n has more than n open. Values below 1 are treated as 1.
 func WithMaxOpenFiles(n int) Option {

@@ -144,3 +144,12 @@ const oNOFOLLOW = unix.O_NOFOLLOW
 func isSymlinkErr(err error) bool { return err == unix.ELOOP || err == unix.EMLINK }
 
 func isNotDirErr(err error) bool { return err == unix.ENOTDIR }
+
+// fileLimit returns the process's soft limit on open descriptors.
+func fileLimit() (uint64, error) {
+	var rl unix.Rlimit
+	if err := unix.Getrlimit(unix.RLIMIT_NOFILE, &rl); err != nil {
+		return 0, err
+	}
+	return rl.Cur, nil
+}

@@ -5,6 +5,8 @@ package filelock_test
 import (
 	"context"
 	"os"
+	"runtime"
+	"strconv"
 	"testing"
 
 	"golang.org/x/sys/unix"
@@ -21,7 +23,14 @@ func TestSyscallMarkers(t *testing.T) {
 	if os.Getenv("LOCKDIR_SYSCOUNT") != "1" {
 		t.Skip("set LOCKDIR_SYSCOUNT=1 and run under strace -f; see docs/performance.md")
 	}
-	const syscountN = 1000
+	syscountN := 1000
+	if n, err := strconv.Atoi(os.Getenv("LOCKDIR_SYSCOUNT_N")); err == nil && n > 0 {
+		syscountN = n
+	}
+	// One OS thread runs every phase, so that TestSyscallBudget can tell
+	// its calls from those of the runtime's other threads.
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
 	phase := func(name string, fn func()) {
 		unix.Access("/lockdir-syscount/begin/"+name, unix.F_OK)
 		for range syscountN {
@@ -52,6 +61,25 @@ func TestSyscallMarkers(t *testing.T) {
 		next++
 		fl.Lock()
 		fl.Unlock()
+	})
+	// A short-lived process touching many locks once each (a container
+	// engine's ps): RetrieveLock, Lock and Unlock of an ID whose lock file
+	// exists but that this Manager has not opened yet.
+	cold := newManager(t, 4096, 0)
+	for id := range uint32(syscountN) {
+		if _, err := cold.LockFile(id); err != nil {
+			t.Fatal(err)
+		}
+	}
+	touch := uint32(0)
+	phase("ColdTouch", func() {
+		cl, err := cold.RetrieveLock(touch)
+		if err != nil {
+			t.Fatal(err)
+		}
+		touch++
+		cl.Lock()
+		cl.Unlock()
 	})
 	phase("AllocateLock", func() {
 		nl, err := m.AllocateLock()
