@@ -20,14 +20,25 @@ import (
 // descriptor that a goroutine is locking or holds: a held lock pins its
 // descriptor.
 //
+// A descriptor opened for an ID's first Lock starts on probation: once more
+// than probationSize are open, the oldest idle one is closed at the next
+// first open. Only an ID opened a second time stays in the cache. This is
+// for the short-lived process that touches many locks once each (a
+// container engine's ps): keeping every descriptor would grow the kernel's
+// descriptor table past its initial 64 slots, and every growth of the
+// table of a multithreaded process, as every Go process is, waits for an
+// RCU grace period, about 10 ms each on this machine at 256, 512, 1,024,
+// 2,048 slots and so on. Closing one descriptor per new one keeps the
+// numbers low and the table small, as a process that closes each file
+// after use does.
+//
 // byID is what lets the Lockers of one ID share one state, so that their
 // goroutines wait for each other on a channel rather than each in flock(2)
 // on a descriptor of its own. Nothing depends on that for correctness: two
 // states of one ID have two descriptors, and flock excludes between them as
 // between two Managers. So the index is a plain map, bounded with the
-// cache: a state leaves it when its descriptor is evicted, or, if it never
-// had one, when the map outgrows twice the bound. A Locker keeps its state
-// either way.
+// cache: a state without a descriptor leaves it when the map outgrows twice
+// the bound. A Locker keeps its state either way.
 type fdCache struct {
 	mu      sync.Mutex
 	max     int
@@ -35,7 +46,14 @@ type fdCache struct {
 	open    []*lockState
 	hand    int
 	byID    map[uint32]*lockState
+
+	probation []*lockState // first opens, oldest first
 }
+
+// probationSize is how many descriptors of first opens stay open at most
+// (unless their locks are held). It is well within the 64 descriptors a
+// process's table starts with.
+const probationSize = 16
 
 // fdWait is how long openFD sleeps while the process is out of descriptors
 // and no lockdir descriptor in the process can be closed.
@@ -103,6 +121,9 @@ func (m *Manager) openFD(st *lockState, wait func() bool) error {
 		if len(c.open) >= c.max {
 			c.evict(len(c.open) - c.max + 1)
 		}
+		if st.opens == 0 && len(c.probation) >= probationSize {
+			c.endProbation(len(c.probation) - probationSize + 1)
+		}
 		fd, err := m.openLockFile(c.locksFD, name)
 		if err == nil {
 			c.add(st, fd)
@@ -159,12 +180,39 @@ func (c *fdCache) add(st *lockState, fd int) {
 	st.fd = fd
 	st.slot = len(c.open)
 	c.open = append(c.open, st)
+	if st.opens < 2 {
+		st.opens++
+	}
+	if st.opens == 1 {
+		c.probation = append(c.probation, st)
+	}
 	if c.byID == nil {
 		c.byID = make(map[uint32]*lockState)
 	}
 	if c.byID[st.id] == nil {
 		c.byID[st.id] = st
 	}
+}
+
+// endProbation closes up to n idle descriptors on probation, oldest first,
+// and drops from probation those that are closed already. Busy ones stay
+// on probation. c.mu must be held.
+func (c *fdCache) endProbation(n int) {
+	kept := c.probation[:0]
+	for _, st := range c.probation {
+		switch {
+		case st.slot < 0:
+			// Closed already, by eviction or Close.
+		case n > 0 && st.tryAcquire():
+			c.closeLocked(st)
+			st.release()
+			n--
+		default:
+			kept = append(kept, st)
+		}
+	}
+	clear(c.probation[len(kept):])
+	c.probation = kept
 }
 
 // evict closes up to n idle descriptors and returns how many it closed.
@@ -202,9 +250,6 @@ func (c *fdCache) closeLocked(st *lockState) {
 		c.open = c.open[:last]
 		st.slot = -1
 	}
-	if c.byID[st.id] == st {
-		delete(c.byID, st.id)
-	}
 }
 
 // dropIdle closes st's descriptor unless a goroutine is locking or holds
@@ -234,6 +279,7 @@ func (c *fdCache) close() {
 		i++
 	}
 	clear(c.byID)
+	c.probation = nil
 	if c.locksFD >= 0 {
 		closeFD(c.locksFD)
 		c.locksFD = -1

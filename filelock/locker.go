@@ -23,12 +23,13 @@ var errClosedManager = lock.ErrClosed
 // file, so at most one goroutine per Manager and ID waits in flock(2) and
 // the rest wait, parked, on the channel, without holding an OS thread.
 type lockState struct {
-	sem  chan struct{} // full while a goroutine holds or is taking the lock
-	held atomic.Bool   // the flock is held; Unlock clears it first
-	ref  atomic.Bool   // used since the cache's clock hand last passed
-	fd   int           // lock file descriptor, or -1; guarded by sem
-	slot int           // index in fdCache.open, or -1; guarded by fdCache.mu
-	id   uint32
+	sem   chan struct{} // full while a goroutine holds or is taking the lock
+	held  atomic.Bool   // the flock is held; Unlock clears it first
+	ref   atomic.Bool   // used since the cache's clock hand last passed
+	fd    int           // lock file descriptor, or -1; guarded by sem
+	slot  int           // index in fdCache.open, or -1; guarded by fdCache.mu
+	opens uint8         // how often fdCache opened fd (at most 2); guarded by fdCache.mu
+	id    uint32
 }
 
 func newLockState(id uint32) *lockState {

@@ -51,7 +51,20 @@ func TestSyscallMarkers(t *testing.T) {
 		}
 		l.Unlock()
 	})
-	// The first Lock of an ID in a Manager opens its file.
+	// The first Lock of an ID in a Manager opens its file, and closes the
+	// oldest descriptor of an ID locked once (see fdcache.go's probation):
+	// touch some IDs first, so that every op in the phase does.
+	touchOnce := func(m *filelock.Manager, from, n uint32) {
+		for id := from; id < from+n; id++ {
+			l, err := m.RetrieveLock(id)
+			if err != nil {
+				t.Fatal(err)
+			}
+			l.Lock()
+			l.Unlock()
+		}
+	}
+	touchOnce(m, 3000, 64)
 	next := uint32(2100)
 	phase("FirstLockUnlock", func() {
 		fl, err := m.RetrieveLock(next)
@@ -66,11 +79,12 @@ func TestSyscallMarkers(t *testing.T) {
 	// engine's ps): RetrieveLock, Lock and Unlock of an ID whose lock file
 	// exists but that this Manager has not opened yet.
 	cold := newManager(t, 4096, 0)
-	for id := range uint32(syscountN) {
+	for id := range uint32(syscountN) + 64 {
 		if _, err := cold.LockFile(id); err != nil {
 			t.Fatal(err)
 		}
 	}
+	touchOnce(cold, uint32(syscountN), 64)
 	touch := uint32(0)
 	phase("ColdTouch", func() {
 		cl, err := cold.RetrieveLock(touch)
