@@ -81,11 +81,10 @@ func newManager(tb testing.TB, capacity, fill uint32, opts ...filelock.Option) *
 // that its file is open: the state of a lock in steady use.
 func allocatedLocker(tb testing.TB, m *filelock.Manager) *filelock.Locker {
 	tb.Helper()
-	l, err := m.AllocateLock()
+	fl, err := m.Allocate()
 	if err != nil {
 		tb.Fatal(err)
 	}
-	fl := l.(*filelock.Locker)
 	fl.Lock()
 	fl.Unlock()
 	return fl

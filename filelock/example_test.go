@@ -59,9 +59,8 @@ func ExampleLocker_TryLock() {
 	}
 	defer m.Close()
 
-	a, _ := m.RetrieveLock(3)
-	b, _ := m.RetrieveLock(3)
-	la, lb := a.(*filelock.Locker), b.(*filelock.Locker)
+	la, _ := m.Retrieve(3)
+	lb, _ := m.Retrieve(3)
 
 	fmt.Println("first TryLock:", la.TryLock())
 	fmt.Println("second TryLock:", lb.TryLock())

@@ -60,8 +60,8 @@ func childTwoManagers(a hardenArgs) hardenResult {
 		}
 		filler = append(filler, f)
 	}
-	lb, _ := mb.RetrieveLock(1)
-	if !lb.(*Locker).TryLock() {
+	lb, _ := mb.Retrieve(1)
+	if !lb.TryLock() {
 		r.Err = "B's TryLock on a free lock returned false while A had idle descriptors"
 		return r
 	}

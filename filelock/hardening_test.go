@@ -178,8 +178,7 @@ func TestHardeningSymlinkLockFile(t *testing.T) {
 	if err := os.Symlink(v.path, m.LockPath(5)); err != nil {
 		t.Fatal(err)
 	}
-	l, _ := m.RetrieveLock(5)
-	fl := l.(*Locker)
+	fl, _ := m.Retrieve(5)
 	mustPanic(t, "Lock on a symlinked lock file", "symbolic link", fl.Lock)
 	mustPanic(t, "TryLock on a symlinked lock file", "symbolic link", func() { fl.TryLock() })
 	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
@@ -684,11 +683,11 @@ func childNoFile(a hardenArgs) hardenResult {
 	// Hold locks until TryLock reports no descriptor is left...
 	var held []*Locker
 	for id := uint32(10000); id < 10200; id++ {
-		l, _ := m.RetrieveLock(id)
-		if !l.(*Locker).TryLock() {
+		l, _ := m.Retrieve(id)
+		if !l.TryLock() {
 			break
 		}
-		held = append(held, l.(*Locker))
+		held = append(held, l)
 	}
 	r.Held = len(held)
 	// ... then Lock one more: it must wait, not fail, and succeed once a

@@ -318,20 +318,20 @@ func open(t *testing.T, dir string, opts ...filelock.Option) *filelock.Manager {
 
 func mustAllocate(t *testing.T, m *filelock.Manager) *filelock.Locker {
 	t.Helper()
-	l, err := m.AllocateLock()
+	l, err := m.Allocate()
 	if err != nil {
 		t.Fatal(err)
 	}
-	return l.(*filelock.Locker)
+	return l
 }
 
 func mustRetrieve(t *testing.T, m *filelock.Manager, id uint32) *filelock.Locker {
 	t.Helper()
-	l, err := m.RetrieveLock(id)
+	l, err := m.Retrieve(id)
 	if err != nil {
 		t.Fatal(err)
 	}
-	return l.(*filelock.Locker)
+	return l
 }
 
 func allocated(t *testing.T, m *filelock.Manager) []uint32 {

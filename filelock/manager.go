@@ -74,10 +74,29 @@ func (m *Manager) change(alloc bool, pick func(v *view) (uint32, error)) (uint32
 	return id, err
 }
 
-// AllocateLock allocates the lowest free ID and returns its lock, a
-// *Locker. When every lock is allocated it fails with an error matching
-// lock.ErrNoFreeLocks.
-func (m *Manager) AllocateLock() (lock.Locker, error) {
+// AllocateLock is Allocate, for lock.Manager.
+func (m *Manager) AllocateLock() (lock.Locker, error) { return asLocker(m.Allocate()) }
+
+// AllocateAndRetrieveLock is AllocateAndRetrieve, for lock.Manager.
+func (m *Manager) AllocateAndRetrieveLock(id uint32) (lock.Locker, error) {
+	return asLocker(m.AllocateAndRetrieve(id))
+}
+
+// RetrieveLock is Retrieve, for lock.Manager.
+func (m *Manager) RetrieveLock(id uint32) (lock.Locker, error) { return asLocker(m.Retrieve(id)) }
+
+// asLocker returns l as a lock.Locker, or a nil interface (not a nil
+// *Locker in one) with err.
+func asLocker(l *Locker, err error) (lock.Locker, error) {
+	if err != nil {
+		return nil, err
+	}
+	return l, nil
+}
+
+// Allocate allocates the lowest free ID and returns its lock. When every
+// lock is allocated it fails with an error matching lock.ErrNoFreeLocks.
+func (m *Manager) Allocate() (*Locker, error) {
 	id, err := m.change(true, func(v *view) (uint32, error) {
 		id, ok, err := v.lowestFree()
 		if err != nil {
@@ -94,11 +113,10 @@ func (m *Manager) AllocateLock() (lock.Locker, error) {
 	return m.locker(id), nil
 }
 
-// AllocateAndRetrieveLock allocates the lock with the given ID and returns
-// it, a *Locker. It fails with an error matching lock.ErrAllocated if the
-// lock is already allocated, and lock.ErrInvalidID if id is not below the
-// capacity.
-func (m *Manager) AllocateAndRetrieveLock(id uint32) (lock.Locker, error) {
+// AllocateAndRetrieve allocates the lock with the given ID and returns it.
+// It fails with an error matching lock.ErrAllocated if the lock is already
+// allocated, and lock.ErrInvalidID if id is not below the capacity.
+func (m *Manager) AllocateAndRetrieve(id uint32) (*Locker, error) {
 	if _, err := m.change(true, func(*view) (uint32, error) { return id, nil }); err != nil {
 		return nil, err
 	}
@@ -111,20 +129,20 @@ func (m *Manager) free(id uint32) error {
 	return err
 }
 
-// RetrieveLock returns the lock with the given ID, a *Locker, whether or not
-// it is allocated; retrieving does not allocate. It fails with an error
-// matching lock.ErrInvalidID if id is not below the capacity.
+// Retrieve returns the lock with the given ID, whether or not it is
+// allocated; retrieving does not allocate. It fails with an error matching
+// lock.ErrInvalidID if id is not below the capacity.
 //
-// RetrieveLock checks id against the capacity this Manager last read from
+// Retrieve checks id against the capacity this Manager last read from
 // the registry, and reads the registry again only when id is not below
 // it, so that an ID added by another process's Resize is still found. It
 // makes no system call in the common case. After another process shrinks
-// the directory, RetrieveLock may therefore return a Locker for an ID
+// the directory, Retrieve may therefore return a Locker for an ID
 // beyond the new capacity until this Manager next reads the registry (any
 // other Manager method does). That Locker is as usable as one obtained
 // before the shrink: Lock never consults the registry, and every
 // allocation checks the current capacity.
-func (m *Manager) RetrieveLock(id uint32) (lock.Locker, error) {
+func (m *Manager) Retrieve(id uint32) (*Locker, error) {
 	if m.closed.Load() {
 		return nil, lock.ErrClosed
 	}

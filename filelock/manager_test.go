@@ -990,8 +990,8 @@ func TestLockFile(t *testing.T) {
 	if ids, err := m.Allocated(); err != nil || len(ids) != 0 {
 		t.Errorf("Allocated() = %v, %v after LockFile; want none", ids, err)
 	}
-	l, _ := m.RetrieveLock(7)
-	if !l.(*filelock.Locker).TryLock() {
+	l, _ := m.Retrieve(7)
+	if !l.TryLock() {
 		t.Error("lock 7 is not free after LockFile")
 	} else {
 		l.Unlock()
@@ -1063,5 +1063,22 @@ func TestRecreateAfterMovingRegistryAside(t *testing.T) {
 	}
 	if ids := allocated(t, old); len(ids) != 0 {
 		t.Errorf("the older Manager sees %v allocated in the new registry, want none", ids)
+	}
+}
+
+// TestFailedLockerIsNilInterface checks that the lock.Manager methods return
+// a nil lock.Locker with their error, not a nil *Locker inside one, which
+// would compare unequal to nil.
+func TestFailedLockerIsNilInterface(t *testing.T) {
+	m := newManager(t, 4, 4)
+	calls := map[string]func() (lock.Locker, error){
+		"AllocateLock":            m.AllocateLock,
+		"RetrieveLock":            func() (lock.Locker, error) { return m.RetrieveLock(9) },
+		"AllocateAndRetrieveLock": func() (lock.Locker, error) { return m.AllocateAndRetrieveLock(1) },
+	}
+	for name, call := range calls {
+		if l, err := call(); err == nil || l != nil {
+			t.Errorf("%s = %v, %v; want a nil Locker and an error", name, l, err)
+		}
 	}
 }

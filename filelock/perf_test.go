@@ -25,11 +25,10 @@ func TestLockUnlockAllocs(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer m.Close()
-	l, err := m.AllocateLock()
+	fl, err := m.Allocate()
 	if err != nil {
 		t.Fatal(err)
 	}
-	fl := l.(*filelock.Locker)
 	// AllocsPerRun runs each function once before counting, which opens the
 	// lock file.
 	if n := testing.AllocsPerRun(1000, func() { fl.Lock(); fl.Unlock() }); n != 0 {

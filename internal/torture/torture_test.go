@@ -275,12 +275,12 @@ func checkUnwedged(t *testing.T, dir string, ids int) {
 		t.Errorf("after every process exited: Holders = %v, %v", hs, err)
 	}
 	for id := range ids {
-		l, err := m.RetrieveLock(uint32(id))
+		l, err := m.Retrieve(uint32(id))
 		if err != nil {
 			t.Fatal(err)
 		}
 		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
-		err = l.(*filelock.Locker).LockContext(ctx)
+		err = l.LockContext(ctx)
 		cancel()
 		if err != nil {
 			t.Errorf("lock %d is wedged: %v", id, err)
