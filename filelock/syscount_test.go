@@ -42,6 +42,14 @@ func TestSyscallMarkers(t *testing.T) {
 		}
 		l.Unlock()
 	})
+	phase("RLockRUnlock", func() { l.RLock(); l.RUnlock() })
+	phase("TryRLockRUnlock", func() { l.TryRLock(); l.RUnlock() })
+	phase("RLockContextRUnlock", func() {
+		if err := l.RLockContext(ctx); err != nil {
+			t.Fatal(err)
+		}
+		l.RUnlock()
+	})
 	// The first Lock of an ID in a Manager opens its file.
 	next := uint32(2100)
 	phase("FirstLockUnlock", func() {
