@@ -6,8 +6,10 @@
 //
 // A lock excludes other goroutines (through the same Locker or another),
 // other Managers in the same process, other processes, and shell scripts
-// that run flock(1) on Manager.LockPath. When a holder dies, even by
-// SIGKILL, the kernel releases its lock at once.
+// that run flock(1) on Manager.LockPath. It can also be taken shared
+// (Locker.RLock), like sync.RWMutex between goroutines and LOCK_SH
+// (flock -s) between processes. When a holder dies, even by SIGKILL, the
+// kernel releases its lock at once.
 //
 //	m, err := filelock.OpenOrCreate("/run/user/1000/lockdir", filelock.DefaultNumLocks)
 //	l, err := m.AllocateLock()
@@ -41,9 +43,18 @@
 // CIFS may enforce locks as mandatory. Use a local file system (tmpfs is
 // best); the lockdir CLI's check command tests one.
 //
-// LockContext with a cancellable context polls rather than waits in the
-// kernel, because a flock(2) wait cannot be interrupted; it may notice a
-// release up to 2 ms late.
+// A flock(2) wait cannot be interrupted, so LockContext and RLockContext
+// with a context that can be cancelled wait in the kernel through a
+// goroutine of their own, at most one per lock ID and Manager, which holds
+// an OS thread while it waits. A caller whose context is done returns at
+// once; its waiter stays in flock(2) until the lock is free, then hands the
+// lock to the next caller in the process that wants it, or releases it.
+// Meanwhile the lock may show in /proc/locks as wanted by this process.
+//
+// Shared locks (RLock) of one Manager share one flock: other processes see
+// a single LOCK_SH, and while this process's readers hold it, more of its
+// readers join without a system call, so a writer in another process waits
+// until all of them are done, as with flock(2) itself.
 //
 // Holders and LocksHeld read /proc/locks and work only on Linux.
 package filelock

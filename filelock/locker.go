@@ -6,56 +6,26 @@ import (
 	"io/fs"
 	"path/filepath"
 	"strconv"
-	"sync/atomic"
-	"time"
 
 	"github.com/lockdir/lockdir/lock"
 )
 
 var errClosedManager = lock.ErrClosed
 
-// lockState is the in-process side of one lock ID, shared by every Locker
-// for that ID from one Manager.
-//
-// sem is the in-process mutex. flock alone cannot be: a flock lock belongs
-// to an open file description, so two goroutines locking through the same
-// descriptor would both succeed. A goroutine first takes sem, then flocks the
-// file, so at most one goroutine per Manager and ID waits in flock(2) and
-// the rest wait, parked, on the channel, without holding an OS thread.
-type lockState struct {
-	sem   chan struct{} // full while a goroutine holds or is taking the lock
-	held  atomic.Bool   // the flock is held; Unlock clears it first
-	ref   atomic.Bool   // used since the cache's clock hand last passed
-	fd    int           // lock file descriptor, or -1; guarded by sem
-	slot  int           // index in fdCache.open, or -1; guarded by fdCache.mu
-	opens uint8         // how often fdCache opened fd (at most 2); guarded by fdCache.mu
-	id    uint32
-}
-
-func newLockState(id uint32) *lockState {
-	return &lockState{sem: make(chan struct{}, 1), fd: -1, slot: -1, id: id}
-}
-
-// tryAcquire takes the in-process mutex if it is free.
-func (st *lockState) tryAcquire() bool {
-	select {
-	case st.sem <- struct{}{}:
-		return true
-	default:
-		return false
-	}
-}
-
-func (st *lockState) release() { <-st.sem }
-
 // Locker is one lock of a Manager. It implements lock.Locker, with TryLock
-// and LockContext besides. A Locker is safe for concurrent use: like a
-// sync.Mutex, it excludes the goroutines that share it as well as every
-// other Locker for its ID, in this process or another, and flock(1) on its
-// LockPath.
+// and LockContext besides, and it is a readers-writer lock: RLock,
+// TryRLock and RLockContext take it shared, as flock(1) -s does.
 //
-// A lock is not recursive: a goroutine that locks a lock it already holds
-// blocks forever. Unlock may be called from another goroutine than Lock.
+// A Locker is safe for concurrent use. Between the goroutines of a process
+// it behaves like a sync.RWMutex, whether they share one Locker or use
+// several for its ID from one Manager: any number of readers or one
+// writer, and a goroutine's RLock while a writer waits queues behind that
+// writer. Between processes, Managers and flock(1) on its LockPath it
+// behaves like flock(2): LOCK_EX for Lock, LOCK_SH for RLock.
+//
+// A lock is not recursive: a goroutine that locks a lock it already holds,
+// in either mode, may block forever. Unlock and RUnlock may be called from
+// another goroutine than the one that locked.
 type Locker struct {
 	m  *Manager
 	st *lockState
@@ -66,105 +36,246 @@ var _ lock.Locker = (*Locker)(nil)
 // ID returns the lock's ID.
 func (l *Locker) ID() uint32 { return l.st.id }
 
-// Lock blocks until it holds the lock. It has no error result, so it panics
-// if the lock file cannot be opened or locked, or if the Manager is closed.
-// If the process is out of file descriptors it waits for one to be freed.
+// Lock blocks until it holds the lock exclusively. It has no error result,
+// so it panics if the lock file cannot be opened or locked, or if the
+// Manager is closed. If the process is out of file descriptors it waits
+// for one to be freed.
 func (l *Locker) Lock() {
-	st := l.st
-	st.sem <- struct{}{}
-	if err := l.flockHeld(lockEx, waitForever); err != nil {
-		l.release()
+	if err := l.acquire(true, nil); err != nil {
 		panic(err)
 	}
 }
 
-// TryLock takes the lock if it is free and reports whether it did. It never
-// waits for the lock. (With WithSharedGroup, opening a lock file that
-// another member created a moment ago may wait up to 100 ms for its mode
-// to be set.) It panics if the Manager is closed or the lock file cannot be
-// opened, and returns false if the process is out of file descriptors.
-func (l *Locker) TryLock() bool {
-	st := l.st
-	if !st.tryAcquire() {
-		return false
+// RLock blocks until it holds the lock shared. It panics where Lock does.
+func (l *Locker) RLock() {
+	if err := l.acquire(false, nil); err != nil {
+		panic(err)
 	}
-	err := l.flockHeld(lockEx|lockNB, dontWait)
-	if err == nil {
+}
+
+// LockContext blocks until it holds the lock exclusively or ctx is done.
+// When ctx is done first it returns ctx.Err() at once, holding nothing.
+// Unlike Lock, it returns errors (such as lock.ErrClosed) instead of
+// panicking.
+//
+// It waits in the kernel, as Lock does, so it costs no CPU while it waits
+// and takes the lock as soon as its holder releases it. Since a flock(2)
+// wait cannot be interrupted, a context that can be cancelled is waited
+// for by a goroutine of its own (see the package Caveats).
+func (l *Locker) LockContext(ctx context.Context) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	return l.acquire(true, ctx)
+}
+
+// RLockContext is LockContext for the shared lock.
+func (l *Locker) RLockContext(ctx context.Context) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	return l.acquire(false, ctx)
+}
+
+// TryLock takes the lock exclusively if that needs no wait, and reports
+// whether it did. (With WithSharedGroup, opening a lock file that another
+// member created a moment ago may wait up to 100 ms for its mode to be
+// set.) It panics if the Manager is closed or the lock file cannot be
+// opened, and returns false if the process is out of file descriptors.
+func (l *Locker) TryLock() bool { return l.try(true) }
+
+// TryRLock takes the lock shared if that needs no wait, and reports
+// whether it did. It fails while a goroutine of the process holds, takes
+// or waits for the lock exclusively, and while another process holds it
+// exclusively. It panics where TryLock does.
+func (l *Locker) TryRLock() bool { return l.try(false) }
+
+func (l *Locker) try(write bool) bool {
+	st := l.st
+	if l.m.closed.Load() {
+		panic(l.closedErr())
+	}
+	st.mu.Lock()
+	if !write && st.phase == phaseShared && st.head == nil {
+		st.readers++
+		st.mu.Unlock()
 		return true
 	}
-	l.release()
+	if st.phase != phaseIdle || st.head != nil {
+		st.mu.Unlock()
+		return false
+	}
+	st.phase = turnPhase(write)
+	st.mu.Unlock()
+	err := l.flockTurn(how(write)|lockNB, dontWait)
+	if err == nil {
+		l.taken(write)
+		return true
+	}
+	l.giveUp()
 	if isWouldBlock(err) || isTooManyFilesErr(err) {
 		return false
 	}
 	panic(err)
 }
 
-// LockContext blocks until it holds the lock or ctx is done. When ctx is
-// done first it returns ctx.Err() at once, holding nothing. Unlike Lock, it
-// returns errors (such as lock.ErrClosed) instead of panicking.
-//
-// A flock(2) wait cannot be interrupted, so unless ctx can never be done,
-// LockContext waits by polling: it retries a non-blocking flock with a
-// backoff that grows to 2 ms. It may therefore take up to 2 ms longer than
-// Lock to notice that another process released the lock.
-func (l *Locker) LockContext(ctx context.Context) error {
+// acquire takes the lock in the given mode. ctx is nil for Lock and RLock;
+// if ctx can never be done, the wait cannot be abandoned, and the caller
+// waits in flock(2) itself.
+func (l *Locker) acquire(write bool, ctx context.Context) error {
 	st := l.st
-	if err := ctx.Err(); err != nil {
+	if l.m.closed.Load() {
+		return l.closedErr()
+	}
+	var done <-chan struct{}
+	if ctx != nil {
+		done = ctx.Done()
+	}
+	st.mu.Lock()
+	switch {
+	case st.phase == phaseIdle && st.head == nil:
+		st.phase = turnPhase(write)
+		st.mu.Unlock()
+		return l.take(write, nil, ctx, done)
+	case !write && st.phase == phaseShared && st.head == nil:
+		st.readers++
+		st.mu.Unlock()
+		return nil
+	}
+	w := getWaiter(write)
+	st.push(w)
+	st.mu.Unlock()
+	if err := l.await(w, ctx, done); err != nil {
 		return err
 	}
-	done := ctx.Done()
-	if done == nil {
-		// Nothing can cancel the wait, so wait in the kernel, as Lock
-		// does, but report errors rather than panic.
-		st.sem <- struct{}{}
-		err := l.flockHeld(lockEx, waitForever)
-		if err != nil {
-			l.release()
-		}
-		return err
-	}
-	select {
-	case st.sem <- struct{}{}:
-	case <-done:
-		return ctx.Err()
-	}
-	wait := func() bool { return ctx.Err() == nil }
-	err := l.flockHeld(lockEx|lockNB, wait)
-	if err == nil || !isWouldBlock(err) {
-		if err != nil {
-			l.release()
-			if ctx.Err() != nil {
-				return ctx.Err()
+	switch g := w.got; g {
+	case grantHeld:
+		putWaiter(w)
+		return nil
+	case grantTurn:
+		w.got = grantNone
+		if ctx != nil {
+			if err := ctx.Err(); err != nil {
+				putWaiter(w)
+				l.giveUp()
+				return err
 			}
 		}
-		return err
-	}
-	t := time.NewTimer(pollMin)
-	defer t.Stop()
-	for delay := pollMin; ; delay = min(2*delay, pollMax) {
-		select {
-		case <-done:
-			l.release()
-			return ctx.Err()
-		case <-t.C:
-		}
-		err := flock(st.fd, lockEx|lockNB)
-		if err == nil {
-			st.held.Store(true)
-			return nil
-		}
-		if !isWouldBlock(err) {
-			l.release()
-			return l.pathErr("flock", err)
-		}
-		t.Reset(delay)
+		return l.take(write, w, ctx, done)
+	default:
+		panic(fmt.Sprintf("filelock: waiter of lock %d granted %d", st.id, g))
 	}
 }
 
-const (
-	pollMin = 20 * time.Microsecond
-	pollMax = 2 * time.Millisecond
-)
+// await waits for w's grant, or for done. When done comes first and w has
+// no grant yet, it takes w out of the queue (or out of the kernel waiter's
+// hands), recycles it and returns ctx.Err(). A grant that raced with done
+// is kept, as if done had not been noticed.
+func (l *Locker) await(w *waiter, ctx context.Context, done <-chan struct{}) error {
+	select {
+	case <-w.ch:
+		return nil
+	case <-done:
+	}
+	st := l.st
+	st.mu.Lock()
+	if w.got == grantNone {
+		if st.owner == w {
+			st.owner = nil
+		} else {
+			st.remove(w)
+			// Readers queued behind a cancelled writer may be able
+			// to go in now.
+			st.dispatch()
+		}
+		st.mu.Unlock()
+		putWaiter(w)
+		return ctx.Err()
+	}
+	st.mu.Unlock()
+	<-w.ch
+	return nil
+}
+
+// take takes the flock in the caller's turn. w is the caller's waiter, if
+// it queued, reused for the kernel wait.
+func (l *Locker) take(write bool, w *waiter, ctx context.Context, done <-chan struct{}) error {
+	if done == nil {
+		err := l.flockTurn(how(write), waitForever)
+		putWaiter(w)
+		if err != nil {
+			l.giveUp()
+			return err
+		}
+		l.taken(write)
+		return nil
+	}
+	err := l.flockTurn(how(write)|lockNB, func() bool { return ctx.Err() == nil })
+	if err == nil {
+		putWaiter(w)
+		l.taken(write)
+		return nil
+	}
+	if !isWouldBlock(err) || ctx.Err() != nil {
+		putWaiter(w)
+		l.giveUp()
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		return err
+	}
+	if w == nil {
+		w = getWaiter(write)
+	}
+	return l.waitInKernel(how(write), w, ctx, done)
+}
+
+// taken records that the turn's owner now holds the flock.
+func (l *Locker) taken(write bool) {
+	st := l.st
+	if write {
+		st.held.Store(true)
+		return
+	}
+	st.mu.Lock()
+	st.phase = phaseShared
+	st.readers = 1
+	st.admitReaders()
+	st.mu.Unlock()
+}
+
+// giveUp ends a turn that took nothing.
+func (l *Locker) giveUp() {
+	st := l.st
+	st.mu.Lock()
+	st.phase = phaseIdle
+	st.dispatch()
+	st.mu.Unlock()
+	l.afterIdle()
+}
+
+// afterIdle closes the descriptor if the Manager was closed: Close skipped
+// it because the state was busy (or, if the state is idle now, already
+// closed it).
+func (l *Locker) afterIdle() {
+	if l.m.closed.Load() {
+		l.m.cache.dropIdle(l.st)
+	}
+}
+
+func turnPhase(write bool) phase {
+	if write {
+		return phaseWriter
+	}
+	return phaseTakingShared
+}
+
+func how(write bool) int {
+	if write {
+		return lockEx
+	}
+	return lockSh
+}
 
 var (
 	waitForever = func() bool { return true }
@@ -178,12 +289,12 @@ func isTooManyFilesErr(err error) bool {
 	return false
 }
 
-// flockHeld flocks the lock file with how, opening it first if it is not
-// open. st.sem must be held. On success the lock is marked held.
-func (l *Locker) flockHeld(how int, wait func() bool) error {
+// flockTurn flocks the lock file with how, opening it first if it is not
+// open. The caller owns the state's turn.
+func (l *Locker) flockTurn(how int, wait func() bool) error {
 	st := l.st
 	if l.m.closed.Load() {
-		return fmt.Errorf("lock %d in %s: %w", st.id, l.m.dir, lock.ErrClosed)
+		return l.closedErr()
 	}
 	if st.fd < 0 {
 		if err := l.m.openFD(st, wait); err != nil {
@@ -199,36 +310,64 @@ func (l *Locker) flockHeld(how int, wait func() bool) error {
 		}
 		return l.pathErr("flock", err)
 	}
-	st.held.Store(true)
 	return nil
+}
+
+func (l *Locker) closedErr() error {
+	return fmt.Errorf("lock %d in %s: %w", l.st.id, l.m.dir, lock.ErrClosed)
 }
 
 func (l *Locker) pathErr(op string, err error) error {
 	return &fs.PathError{Op: op, Path: filepath.Join(l.m.dir, locksName, strconv.FormatUint(uint64(l.st.id), 10)), Err: err}
 }
 
-// release releases the in-process mutex. If the Manager was closed
-// meanwhile, Close skipped this lock's descriptor because the mutex was
-// taken, so release closes it (or Close, seeing the mutex free after the
-// release, already did).
-func (l *Locker) release() {
-	l.st.release()
-	if l.m.closed.Load() {
-		l.m.cache.dropIdle(l.st)
-	}
-}
-
-// Unlock releases the lock. It panics if the lock is not locked.
+// Unlock releases the exclusive lock. It panics if the lock is not locked
+// exclusively.
 func (l *Locker) Unlock() {
 	st := l.st
 	if !st.held.CompareAndSwap(true, false) {
 		panic(fmt.Sprintf("filelock: Unlock of unlocked lock %d in %s", st.id, l.m.dir))
 	}
-	err := flock(st.fd, lockUn)
-	l.release()
-	if err != nil {
-		panic(l.pathErr("unlock", err))
+	if err := l.unlockKernel(); err != nil {
+		panic(err)
 	}
+}
+
+// RUnlock releases one hold of the shared lock; the last one releases the
+// flock. It panics if the lock is not locked shared.
+func (l *Locker) RUnlock() {
+	st := l.st
+	st.mu.Lock()
+	if st.phase != phaseShared || st.readers <= 0 {
+		st.mu.Unlock()
+		panic(fmt.Sprintf("filelock: RUnlock of lock %d in %s, which is not read-locked", st.id, l.m.dir))
+	}
+	st.readers--
+	if st.readers > 0 {
+		st.mu.Unlock()
+		return
+	}
+	st.phase = phaseReleasingShared
+	st.mu.Unlock()
+	if err := l.unlockKernel(); err != nil {
+		panic(err)
+	}
+}
+
+// unlockKernel releases the flock in the caller's turn, then lets the
+// queue in.
+func (l *Locker) unlockKernel() error {
+	st := l.st
+	err := flock(st.fd, lockUn)
+	st.mu.Lock()
+	st.phase = phaseIdle
+	st.dispatch()
+	st.mu.Unlock()
+	l.afterIdle()
+	if err != nil {
+		return l.pathErr("unlock", err)
+	}
+	return nil
 }
 
 // Free marks the lock unallocated, so that AllocateLock may return its ID

@@ -85,3 +85,53 @@ func TestRegistrySize(t *testing.T) {
 		}
 	}
 }
+
+// TestRLockRUnlockAllocs checks that the shared lock's hot path allocates
+// nothing either: an uncontended RLock+RUnlock, TryRLock+RUnlock and
+// RLockContext+RUnlock with a cancellable context, and a reader joining
+// readers that already hold the lock.
+func TestRLockRUnlockAllocs(t *testing.T) {
+	if raceEnabled {
+		t.Skip("the race detector changes allocation counts")
+	}
+	m, err := filelock.Create(t.TempDir()+"/locks", filelock.DefaultNumLocks)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer m.Close()
+	l, err := m.AllocateLock()
+	if err != nil {
+		t.Fatal(err)
+	}
+	fl := l.(*filelock.Locker)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	for _, c := range []struct {
+		name string
+		fn   func()
+	}{
+		{"RLock+RUnlock", func() { fl.RLock(); fl.RUnlock() }},
+		{"TryRLock+RUnlock", func() {
+			if !fl.TryRLock() {
+				panic("TryRLock failed")
+			}
+			fl.RUnlock()
+		}},
+		{"RLockContext(cancellable)+RUnlock", func() {
+			if err := fl.RLockContext(ctx); err != nil {
+				panic(err)
+			}
+			fl.RUnlock()
+		}},
+		{"RLock+RUnlock joining a reader", func() {
+			fl.RLock()
+			fl.RLock()
+			fl.RUnlock()
+			fl.RUnlock()
+		}},
+	} {
+		if n := testing.AllocsPerRun(1000, c.fn); n != 0 {
+			t.Errorf("%s: %v allocs per run, want 0", c.name, n)
+		}
+	}
+}

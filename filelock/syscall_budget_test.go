@@ -23,6 +23,9 @@ var syscallBudget = []struct {
 	{"LockUnlock", map[string]int{"flock": 2}},
 	{"TryLockUnlock", map[string]int{"flock": 2}},
 	{"LockContextUnlock", map[string]int{"flock": 2}},
+	{"RLockRUnlock", map[string]int{"flock": 2}},
+	{"TryRLockRUnlock", map[string]int{"flock": 2}},
+	{"RLockContextRUnlock", map[string]int{"flock": 2}},
 	{"RetrieveLock", map[string]int{}},
 	// A lock file's first open closes the descriptor of an ID locked
 	// only once before, so that the descriptor table does not grow.

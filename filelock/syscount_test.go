@@ -51,6 +51,14 @@ func TestSyscallMarkers(t *testing.T) {
 		}
 		l.Unlock()
 	})
+	phase("RLockRUnlock", func() { l.RLock(); l.RUnlock() })
+	phase("TryRLockRUnlock", func() { l.TryRLock(); l.RUnlock() })
+	phase("RLockContextRUnlock", func() {
+		if err := l.RLockContext(ctx); err != nil {
+			t.Fatal(err)
+		}
+		l.RUnlock()
+	})
 	// The first Lock of an ID in a Manager opens its file, and closes the
 	// oldest descriptor of an ID locked once (see fdcache.go's probation):
 	// touch some IDs first, so that every op in the phase does.
