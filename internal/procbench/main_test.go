@@ -1,0 +1,103 @@
+//go:build linux
+
+package main
+
+import (
+	"bytes"
+	"fmt"
+	"os"
+	"os/exec"
+	"regexp"
+	"strings"
+	"testing"
+)
+
+// TestMain lets the test binary serve as the cold benchmarks' child, as the
+// procbench binary does.
+func TestMain(m *testing.M) {
+	if role := os.Getenv(roleEnv); role != "" {
+		os.Exit(runRole(role))
+	}
+	os.Exit(m.Run())
+}
+
+// countLines fails the test unless out has exactly want lines matching each
+// pattern.
+func countLines(t *testing.T, out string, want int, patterns ...string) {
+	t.Helper()
+	for _, p := range patterns {
+		re := regexp.MustCompile("(?m)" + p)
+		if got := len(re.FindAllString(out, -1)); got != want {
+			t.Errorf("%d lines match %s, want %d; output:\n%s", got, p, want, out)
+		}
+	}
+}
+
+// TestColdSmoke runs the cold benchmarks with tiny N, so that the harness
+// cannot rot: every variant runs, checks its work and prints benchstat
+// lines, and the summary has its ratios.
+func TestColdSmoke(t *testing.T) {
+	var out bytes.Buffer
+	if err := runCold(&out, coldConfig{dir: t.TempDir(), sizes: []int{3, 5}, rounds: 2}); err != nil {
+		t.Fatal(err)
+	}
+	var patterns []string
+	for _, n := range []int{3, 5} {
+		for _, b := range []string{"ColdTouch", "ColdCreate"} {
+			for _, impl := range []string{"baseline", "lockdir"} {
+				patterns = append(patterns, fmt.Sprintf(`^Benchmark%s/N=%d/impl=%s 1 \d+ ns/op \d+ cpu-ns/op \d+ inproc-ns/op$`, b, n, impl))
+			}
+			patterns = append(patterns, fmt.Sprintf(`^Benchmark%s/N=%d/impl=noop 1 \d+ ns/op \d+ cpu-ns/op$`, b, n))
+		}
+	}
+	countLines(t, out.String(), 2, patterns...)
+	countLines(t, out.String(), 4,
+		`^# ratio Cold\w+/N=\d+ lockdir / baseline: wall \S+x .* cpu \S+x .* inproc \S+x`,
+		`^# ratio Cold\w+/N=\d+ \(lockdir - noop\) / \(baseline - noop\): wall `)
+}
+
+// TestCLISmoke builds the CLI benchmark's programs and runs one round.
+func TestCLISmoke(t *testing.T) {
+	var out bytes.Buffer
+	if err := runCLI(&out, cliConfig{dir: t.TempDir(), rounds: 1}); err != nil {
+		t.Fatal(err)
+	}
+	impls := []string{"go-floor", "go-afero", "lockdir"}
+	if _, err := exec.LookPath("flock"); err == nil {
+		impls = append(impls, "flock")
+	}
+	var patterns []string
+	for _, impl := range impls {
+		patterns = append(patterns, `^BenchmarkCLI/impl=`+impl+` 1 \d+ ns/op \d+ cpu-ns/op$`)
+	}
+	countLines(t, out.String(), 1, patterns...)
+	countLines(t, out.String(), 1, `^# ratio CLI lockdir / go-floor: wall `, `^# size lockdir: \d+ bytes`, `^# size go-afero \(minexecafero\): \d+ bytes`)
+}
+
+// TestChildFailure checks that a child that fails or skips work fails the
+// benchmark instead of giving a fast sample.
+func TestChildFailure(t *testing.T) {
+	self, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := &coldConfig{self: self}
+	missing := t.TempDir() + "/missing"
+	for _, tc := range []struct {
+		name string
+		v    variant
+		want string
+	}{
+		{"exit status", variant{name: "x", command: c.child("touch-lockdir", missing, 3)}, "exit status 2"},
+		{"unknown role", variant{name: "x", command: c.child("no-such-role", missing, 3)}, "unknown role"},
+		{"fewer IDs", variant{name: "x", command: c.child("touch-files", t.TempDir(), 0), after: checkIDs(3)}, "child did 0 IDs, want 3"},
+		{"no count", variant{name: "x", command: c.child("noop", "", 0), after: checkIDs(3)}, "did not say"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := tc.v.run()
+			if err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("run: %v, want an error containing %q", err, tc.want)
+			}
+		})
+	}
+}
