@@ -16,6 +16,7 @@ type cliConfig struct {
 	rounds  int
 	lockdir string // the lockdir binary; built if empty
 	goCmd   string // the go command; default $GO, else go
+	fifo    bool   // run the children with SCHED_FIFO (see realtime)
 }
 
 // The minimal Go programs, built from this package's testdata.
@@ -106,7 +107,12 @@ func runCLI(w io.Writer, c cliConfig) error {
 			ratio{num: "go-floor", den: "flock"},
 		)
 	}
-	fmt.Fprintf(w, "# procbench cli: %d rounds, lock directory and flock file under %s, %d CPUs\n", c.rounds, c.dir, numCPU())
+	if c.fifo {
+		if err := realtime([]group{g}); err != nil {
+			return err
+		}
+	}
+	fmt.Fprintf(w, "# procbench cli: %d rounds, lock directory and flock file under %s, %d CPUs, SCHED_FIFO %v\n", c.rounds, c.dir, numCPU(), c.fifo)
 	res, err := measure(w, []group{g}, c.rounds)
 	if err != nil {
 		return err

@@ -3,6 +3,7 @@
 package main
 
 import (
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -34,6 +35,11 @@ func runRole(role string) int {
 		fmt.Fprintf(os.Stderr, "procbench %s: %s: %v\n", role, nEnv, err)
 		return 2
 	}
+	stopProfiles, err := startProfiles()
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "procbench %s: %v\n", role, err)
+		return 2
+	}
 	start := time.Now()
 	done := 0
 	switch role {
@@ -42,16 +48,22 @@ func runRole(role string) int {
 		return 0
 	case "touch-lockdir":
 		done, err = touchLockdir(dir, n)
+	case "touch-lockdir-max40":
+		done, err = touchLockdir(dir, n, filelock.WithMaxOpenFiles(40))
 	case "create-lockdir":
 		done, err = createLockdir(dir, n)
 	case "touch-files":
 		done, err = touchFiles(dir, n, 0)
+	case "touch-files-keep":
+		done, err = touchFilesKeep(dir, n)
 	case "create-files":
 		done, err = touchFiles(dir, n, unix.O_CREAT)
 	default:
 		err = fmt.Errorf("unknown role")
 	}
 	elapsed := time.Since(start)
+	err = errors.Join(err, stopProfiles())
+	printSchedstat(os.Stderr, elapsed)
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "procbench %s: %v\n", role, err)
 		return 2
@@ -64,8 +76,8 @@ func runRole(role string) int {
 // inspect): it opens the lock directory and, for IDs 0 to n-1, retrieves,
 // locks and unlocks each lock once. It exits without closing the Manager,
 // as such a process may: exit closes the descriptors.
-func touchLockdir(dir string, n int) (int, error) {
-	m, err := filelock.Open(dir)
+func touchLockdir(dir string, n int, opts ...filelock.Option) (int, error) {
+	m, err := filelock.Open(dir, opts...)
 	if err != nil {
 		return 0, err
 	}
@@ -122,12 +134,40 @@ func touchFiles(dir string, n int, flags int) (int, error) {
 	return n, nil
 }
 
+// touchFilesKeep is touchFiles without the close: every descriptor stays
+// open until exit. It is a diagnostic variant (procbench cold -extra), which
+// shows what holding many descriptors costs by itself: the kernel grows the
+// descriptor table in powers of two, and in a multithreaded process each
+// growth waits for an RCU grace period.
+func touchFilesKeep(dir string, n int) (int, error) {
+	for id := range n {
+		path := dir + "/" + strconv.Itoa(id)
+		fd, err := unix.Open(path, unix.O_RDONLY|unix.O_CLOEXEC, 0)
+		if err != nil {
+			return id, &os.PathError{Op: "open", Path: path, Err: err}
+		}
+		if err := unix.Flock(fd, unix.LOCK_EX); err != nil {
+			return id, &os.PathError{Op: "flock", Path: path, Err: err}
+		}
+		if err := unix.Flock(fd, unix.LOCK_UN); err != nil {
+			return id, &os.PathError{Op: "flock", Path: path, Err: err}
+		}
+	}
+	return n, nil
+}
+
 // coldConfig configures the cold benchmarks.
 type coldConfig struct {
 	dir    string // parent of the benchmark's directories
 	sizes  []int  // numbers of IDs
 	rounds int
 	self   string // the child binary; default os.Executable
+	// extra adds ColdTouch's diagnostic variants: lockdir-max40, lockdir
+	// keeping at most 40 idle descriptors (WithMaxOpenFiles(40)), so that
+	// the process never holds more than 64, the kernel's first descriptor
+	// table; and baseline-keep, the baseline without its close.
+	extra bool
+	fifo  bool // run the children with SCHED_FIFO (see realtime)
 }
 
 // child returns a command that runs this binary in role.
@@ -181,6 +221,13 @@ func runCold(w io.Writer, c coldConfig) error {
 			return err
 		}
 		ldNew, filesNew := filepath.Join(base, "lockdir-new"), filepath.Join(base, "files-new")
+		var extra []variant
+		if c.extra {
+			extra = []variant{
+				{name: "lockdir-max40", command: c.child("touch-lockdir-max40", ld, n), after: checkIDs(n)},
+				{name: "baseline-keep", command: c.child("touch-files-keep", files, n), after: checkIDs(n)},
+			}
+		}
 		touch := group{
 			name: fmt.Sprintf("ColdTouch/N=%d", n),
 			variants: []variant{
@@ -189,6 +236,12 @@ func runCold(w io.Writer, c coldConfig) error {
 				{name: "noop", command: c.child("noop", "", 0)},
 			},
 			ratios: []ratio{{num: "lockdir", den: "baseline"}, {num: "lockdir", den: "baseline", net: "noop"}},
+		}
+		if extra != nil {
+			touch.variants = append(touch.variants, extra...)
+			touch.ratios = append(touch.ratios,
+				ratio{num: "lockdir-max40", den: "baseline"},
+				ratio{num: "baseline-keep", den: "baseline"})
 		}
 		create := group{
 			name: fmt.Sprintf("ColdCreate/N=%d", n),
@@ -222,7 +275,12 @@ func runCold(w io.Writer, c coldConfig) error {
 		groups = append(groups, touch, create)
 		perID[touch.name], perID[create.name] = n, n
 	}
-	fmt.Fprintf(w, "# procbench cold: %d rounds, directories under %s, GOMAXPROCS unset, %d CPUs\n", c.rounds, c.dir, numCPU())
+	if c.fifo {
+		if err := realtime(groups); err != nil {
+			return err
+		}
+	}
+	fmt.Fprintf(w, "# procbench cold: %d rounds, directories under %s, GOMAXPROCS unset, %d CPUs, SCHED_FIFO %v\n", c.rounds, c.dir, numCPU(), c.fifo)
 	res, err := measure(w, groups, c.rounds)
 	if err != nil {
 		return err
@@ -259,6 +317,24 @@ func setupTouch(ld, files string, n int) error {
 	}
 	_, err = touchFiles(files, n, unix.O_CREAT)
 	return err
+}
+
+// runSetup makes ColdTouch's directories for n IDs under dir, which must not
+// exist, and prints how to run its children by hand.
+func runSetup(w io.Writer, dir string, n int) error {
+	if err := os.Mkdir(dir, 0o700); err != nil {
+		return err
+	}
+	ld, files := filepath.Join(dir, "lockdir"), filepath.Join(dir, "files")
+	if err := setupTouch(ld, files, n); err != nil {
+		return err
+	}
+	for _, c := range []struct{ role, dir string }{
+		{"touch-lockdir", ld}, {"touch-lockdir-max40", ld}, {"touch-files", files}, {"touch-files-keep", files}, {"noop", ""},
+	} {
+		fmt.Fprintf(w, "%s=%s %s=%s %s=%d\n", roleEnv, c.role, dirEnv, c.dir, nEnv, n)
+	}
+	return nil
 }
 
 func checkAll(errs ...error) error {

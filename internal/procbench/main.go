@@ -22,6 +22,10 @@
 // run true with os/exec (testdata/minexec, and testdata/minexecafero, which
 // also links github.com/spf13/afero).
 //
+// setup makes, for investigating one child by hand (under strace, perf or
+// with PROCBENCH_PROF set), ColdTouch's two directories under DIR and prints
+// the environment that runs each child.
+//
 // Each sample is printed as a benchmark line that benchstat reads, with the
 // whole process as the op: ns/op is wall time, cpu-ns/op user+system CPU
 // time (benchstat shows cpu-sec/op). Medians, per-round ratios and binary
@@ -47,19 +51,28 @@ func main() {
 	fl := flag.NewFlagSet(os.Args[1], flag.ExitOnError)
 	dir := fl.String("dir", "/dev/shm", "make the lock directories and files under `DIR`")
 	rounds := fl.Int("rounds", 0, "measured rounds, each running every variant once (default 15 for cold, 25 for cli)")
+	fifo := fl.Bool("fifo", false, "run each child under chrt -f 1 (SCHED_FIFO), ahead of the machine's other work")
 	var err error
 	switch os.Args[1] {
 	case "cold":
 		ns := fl.String("n", "2048,10000", "comma-separated numbers of IDs")
+		extra := fl.Bool("extra", false, "also run ColdTouch's diagnostic variants lockdir-max40 and baseline-keep")
 		fl.Parse(os.Args[2:])
 		var sizes []int
 		if sizes, err = parseSizes(*ns); err == nil {
-			err = runCold(os.Stdout, coldConfig{dir: *dir, sizes: sizes, rounds: orDefault(*rounds, 15)})
+			err = runCold(os.Stdout, coldConfig{dir: *dir, sizes: sizes, rounds: orDefault(*rounds, 15), extra: *extra, fifo: *fifo})
 		}
 	case "cli":
 		lockdir := fl.String("lockdir", "", "the lockdir binary to measure (default: build ./cmd/lockdir)")
 		fl.Parse(os.Args[2:])
-		err = runCLI(os.Stdout, cliConfig{dir: *dir, rounds: orDefault(*rounds, 25), lockdir: *lockdir})
+		err = runCLI(os.Stdout, cliConfig{dir: *dir, rounds: orDefault(*rounds, 25), lockdir: *lockdir, fifo: *fifo})
+	case "setup":
+		n := fl.Int("n", 2048, "number of IDs")
+		fl.Parse(os.Args[2:])
+		if fl.NArg() != 1 {
+			usage()
+		}
+		err = runSetup(os.Stdout, fl.Arg(0), *n)
 	default:
 		usage()
 	}
@@ -70,7 +83,7 @@ func main() {
 }
 
 func usage() {
-	fmt.Fprintln(os.Stderr, "usage: procbench cold [-dir DIR] [-n N,...] [-rounds R]\n       procbench cli [-dir DIR] [-rounds R] [-lockdir BINARY]")
+	fmt.Fprintln(os.Stderr, "usage: procbench cold [-dir DIR] [-n N,...] [-rounds R] [-extra] [-fifo]\n       procbench cli [-dir DIR] [-rounds R] [-fifo] [-lockdir BINARY]\n       procbench setup [-n N] DIR")
 	os.Exit(2)
 }
 

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"regexp"
 	"strings"
 	"testing"
@@ -38,13 +39,17 @@ func countLines(t *testing.T, out string, want int, patterns ...string) {
 // lines, and the summary has its ratios.
 func TestColdSmoke(t *testing.T) {
 	var out bytes.Buffer
-	if err := runCold(&out, coldConfig{dir: t.TempDir(), sizes: []int{3, 5}, rounds: 2}); err != nil {
+	if err := runCold(&out, coldConfig{dir: t.TempDir(), sizes: []int{3, 5}, rounds: 2, extra: true}); err != nil {
 		t.Fatal(err)
 	}
 	var patterns []string
 	for _, n := range []int{3, 5} {
 		for _, b := range []string{"ColdTouch", "ColdCreate"} {
-			for _, impl := range []string{"baseline", "lockdir"} {
+			impls := []string{"baseline", "lockdir"}
+			if b == "ColdTouch" {
+				impls = append(impls, "lockdir-max40", "baseline-keep")
+			}
+			for _, impl := range impls {
 				patterns = append(patterns, fmt.Sprintf(`^Benchmark%s/N=%d/impl=%s 1 \d+ ns/op \d+ cpu-ns/op \d+ inproc-ns/op$`, b, n, impl))
 			}
 			patterns = append(patterns, fmt.Sprintf(`^Benchmark%s/N=%d/impl=noop 1 \d+ ns/op \d+ cpu-ns/op$`, b, n))
@@ -99,5 +104,55 @@ func TestChildFailure(t *testing.T) {
 				t.Fatalf("run: %v, want an error containing %q", err, tc.want)
 			}
 		})
+	}
+}
+
+// TestSetup checks that procbench setup prepares directories that its
+// children then work on.
+func TestSetup(t *testing.T) {
+	self, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out bytes.Buffer
+	if err := runSetup(&out, t.TempDir()+"/cold", 3); err != nil {
+		t.Fatal(err)
+	}
+	lines := strings.Split(strings.TrimSpace(out.String()), "\n")
+	if len(lines) != 5 {
+		t.Fatalf("setup printed %d lines, want 5:\n%s", len(lines), out.String())
+	}
+	for _, line := range lines {
+		env := strings.Fields(line)
+		cmd := exec.Command(self)
+		cmd.Env = append(os.Environ(), env...)
+		got, err := cmd.Output()
+		if err != nil {
+			t.Fatalf("%s: %v", line, err)
+		}
+		if !strings.Contains(line, "=noop ") {
+			if err := checkIDs(3)(string(got)); err != nil {
+				t.Errorf("%s: %v", line, err)
+			}
+		}
+	}
+}
+
+// TestRealtime checks that -fifo runs each child under chrt -f 1 with its
+// own arguments.
+func TestRealtime(t *testing.T) {
+	if _, err := exec.LookPath("chrt"); err != nil {
+		t.Skip(err)
+	}
+	groups := []group{{name: "G", variants: []variant{{name: "v", command: func() *exec.Cmd { return exec.Command("/bin/echo", "a", "b") }}}}}
+	if err := realtime(groups); err != nil {
+		t.Fatal(err)
+	}
+	cmd := groups[0].variants[0].command()
+	if got, want := strings.Join(cmd.Args, " "), "chrt -f 1 /bin/echo a b"; got != want {
+		t.Errorf("args %q, want %q", got, want)
+	}
+	if filepath.Base(cmd.Path) != "chrt" {
+		t.Errorf("path %q, want chrt", cmd.Path)
 	}
 }
