@@ -27,7 +27,8 @@ const (
 )
 
 // build builds the packages into dir with one go build, which names each
-// binary after the last element of its package path.
+// binary after the last element of its package path. It must run inside
+// the lockdir module.
 func (c *cliConfig) build(dir string, pkgs ...string) error {
 	goCmd := c.goCmd
 	if goCmd == "" {
@@ -39,7 +40,7 @@ func (c *cliConfig) build(dir string, pkgs ...string) error {
 	cmd := exec.Command(goCmd, append([]string{"build", "-o", dir + "/"}, pkgs...)...)
 	cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
 	if err := cmd.Run(); err != nil {
-		return fmt.Errorf("go build %v: %w", pkgs, err)
+		return fmt.Errorf("go build %v: %w (run procbench cli inside the lockdir module, as make bench-cli does)", pkgs, err)
 	}
 	return nil
 }
