@@ -50,6 +50,10 @@ func runRole(role string) int {
 		done, err = touchLockdir(dir, n)
 	case "touch-lockdir-max40":
 		done, err = touchLockdir(dir, n, filelock.WithMaxOpenFiles(40))
+	case "touch-lockdir-pregrow":
+		if err = pregrow(2047); err == nil {
+			done, err = touchLockdir(dir, n)
+		}
 	case "create-lockdir":
 		done, err = createLockdir(dir, n)
 	case "touch-files":
@@ -156,6 +160,18 @@ func touchFilesKeep(dir string, n int) (int, error) {
 	return n, nil
 }
 
+// pregrow grows the process's descriptor table to hold descriptor fd in
+// one step, by duplicating stdin to fd and closing it, so that the kernel
+// waits for one RCU grace period instead of one per doubling. It is a
+// diagnostic (procbench cold -extra): what growing the table once, up
+// front, would save.
+func pregrow(fd int) error {
+	if err := unix.Dup3(0, fd, unix.O_CLOEXEC); err != nil {
+		return fmt.Errorf("dup3 to %d: %w", fd, err)
+	}
+	return unix.Close(fd)
+}
+
 // coldConfig configures the cold benchmarks.
 type coldConfig struct {
 	dir    string // parent of the benchmark's directories
@@ -165,7 +181,9 @@ type coldConfig struct {
 	// extra adds ColdTouch's diagnostic variants: lockdir-max40, lockdir
 	// keeping at most 40 idle descriptors (WithMaxOpenFiles(40)), so that
 	// the process never holds more than 64, the kernel's first descriptor
-	// table; and baseline-keep, the baseline without its close.
+	// table; lockdir-pregrow, lockdir after growing the descriptor table
+	// to 2,048 in one step (pregrow); and baseline-keep, the baseline
+	// without its close.
 	extra bool
 	fifo  bool // run the children with SCHED_FIFO (see realtime)
 }
@@ -225,6 +243,7 @@ func runCold(w io.Writer, c coldConfig) error {
 		if c.extra {
 			extra = []variant{
 				{name: "lockdir-max40", command: c.child("touch-lockdir-max40", ld, n), after: checkIDs(n)},
+				{name: "lockdir-pregrow", command: c.child("touch-lockdir-pregrow", ld, n), after: checkIDs(n)},
 				{name: "baseline-keep", command: c.child("touch-files-keep", files, n), after: checkIDs(n)},
 			}
 		}
@@ -241,6 +260,7 @@ func runCold(w io.Writer, c coldConfig) error {
 			touch.variants = append(touch.variants, extra...)
 			touch.ratios = append(touch.ratios,
 				ratio{num: "lockdir-max40", den: "baseline"},
+				ratio{num: "lockdir-pregrow", den: "baseline"},
 				ratio{num: "baseline-keep", den: "baseline"})
 		}
 		create := group{
@@ -330,7 +350,8 @@ func runSetup(w io.Writer, dir string, n int) error {
 		return err
 	}
 	for _, c := range []struct{ role, dir string }{
-		{"touch-lockdir", ld}, {"touch-lockdir-max40", ld}, {"touch-files", files}, {"touch-files-keep", files}, {"noop", ""},
+		{"touch-lockdir", ld}, {"touch-lockdir-max40", ld}, {"touch-lockdir-pregrow", ld},
+		{"touch-files", files}, {"touch-files-keep", files}, {"noop", ""},
 	} {
 		fmt.Fprintf(w, "%s=%s %s=%s %s=%d\n", roleEnv, c.role, dirEnv, c.dir, nEnv, n)
 	}

@@ -56,7 +56,7 @@ func main() {
 	switch os.Args[1] {
 	case "cold":
 		ns := fl.String("n", "2048,10000", "comma-separated numbers of IDs")
-		extra := fl.Bool("extra", false, "also run ColdTouch's diagnostic variants lockdir-max40 and baseline-keep")
+		extra := fl.Bool("extra", false, "also run ColdTouch's diagnostic variants lockdir-max40, lockdir-pregrow and baseline-keep")
 		fl.Parse(os.Args[2:])
 		var sizes []int
 		if sizes, err = parseSizes(*ns); err == nil {

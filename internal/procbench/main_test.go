@@ -47,7 +47,7 @@ func TestColdSmoke(t *testing.T) {
 		for _, b := range []string{"ColdTouch", "ColdCreate"} {
 			impls := []string{"baseline", "lockdir"}
 			if b == "ColdTouch" {
-				impls = append(impls, "lockdir-max40", "baseline-keep")
+				impls = append(impls, "lockdir-max40", "lockdir-pregrow", "baseline-keep")
 			}
 			for _, impl := range impls {
 				patterns = append(patterns, fmt.Sprintf(`^Benchmark%s/N=%d/impl=%s 1 \d+ ns/op \d+ cpu-ns/op \d+ inproc-ns/op$`, b, n, impl))
@@ -119,8 +119,8 @@ func TestSetup(t *testing.T) {
 		t.Fatal(err)
 	}
 	lines := strings.Split(strings.TrimSpace(out.String()), "\n")
-	if len(lines) != 5 {
-		t.Fatalf("setup printed %d lines, want 5:\n%s", len(lines), out.String())
+	if len(lines) != 6 {
+		t.Fatalf("setup printed %d lines, want 6:\n%s", len(lines), out.String())
 	}
 	for _, line := range lines {
 		env := strings.Fields(line)
