@@ -9,7 +9,7 @@ STATICCHECK := honnef.co/go/tools/cmd/staticcheck@v0.8.2
 BENCHSTAT   := golang.org/x/perf/cmd/benchstat@v0.0.0-20260908200009-22c9c6c9d4da
 FUZZTIME  ?= 30s
 
-.PHONY: all build test race bench lint fuzz torture torture-long clean
+.PHONY: all build test race bench bench-cold bench-cli lint fuzz torture torture-long clean
 
 all: build test
 
@@ -29,6 +29,28 @@ race: test
 bench:
 	$(GO) test -run '^$$' -bench . -benchmem -count 10 -timeout 60m ./filelock/ | tee bench.txt
 	$(GO) run $(BENCHSTAT) bench.txt
+	$(MAKE) bench-cold bench-cli
+
+# Whole-process benchmarks (internal/procbench; docs/performance.md,
+# "Short-lived process" and "CLI start-up"). Every sample is a fresh
+# process, and the variants alternate in one run. The .txt files end with
+# medians and ratios; benchstat shows a column per variant.
+BENCH_DIR   ?= /dev/shm
+COLD_N      ?= 2048,10000
+COLD_ROUNDS ?= 15
+CLI_ROUNDS  ?= 25
+
+bench-cold:
+	$(GO) build -o bin/procbench ./internal/procbench
+	bin/procbench cold -dir $(BENCH_DIR) -n $(COLD_N) -rounds $(COLD_ROUNDS) | tee bench-cold.txt
+	$(GO) run $(BENCHSTAT) -col '/impl@(baseline lockdir noop)' bench-cold.txt
+	grep '^# ratio' bench-cold.txt
+
+bench-cli:
+	$(GO) build -o bin/procbench ./internal/procbench
+	bin/procbench cli -dir $(BENCH_DIR) -rounds $(CLI_ROUNDS) | tee bench-cli.txt
+	$(GO) run $(BENCHSTAT) -col '/impl@(flock go-floor go-afero lockdir)' bench-cli.txt
+	grep -E '^# (ratio|size)' bench-cli.txt
 
 lint:
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
@@ -57,4 +79,4 @@ torture-long:
 	$(MAKE) fuzz FUZZTIME=10m
 
 clean:
-	rm -rf bin bench.txt
+	rm -rf bin bench.txt bench-cold.txt bench-cli.txt

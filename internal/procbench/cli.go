@@ -1,0 +1,134 @@
+//go:build linux
+
+package main
+
+import (
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+)
+
+// cliConfig configures the CLI start-up benchmark.
+type cliConfig struct {
+	dir     string // parent of the lock directory and flock(1)'s file
+	rounds  int
+	lockdir string // the lockdir binary; built if empty
+	goCmd   string // the go command; default $GO, else go
+	fifo    bool   // run the children with SCHED_FIFO (see realtime)
+}
+
+// The minimal Go programs, built from this package's testdata.
+const (
+	minexecPkg      = "github.com/lockdir/lockdir/internal/procbench/testdata/minexec"
+	minexecAferoPkg = "github.com/lockdir/lockdir/internal/procbench/testdata/minexecafero"
+	lockdirPkg      = "github.com/lockdir/lockdir/cmd/lockdir"
+)
+
+// build builds the packages into dir with one go build, which names each
+// binary after the last element of its package path. It must run inside
+// the lockdir module.
+func (c *cliConfig) build(dir string, pkgs ...string) error {
+	goCmd := c.goCmd
+	if goCmd == "" {
+		goCmd = os.Getenv("GO")
+	}
+	if goCmd == "" {
+		goCmd = "go"
+	}
+	cmd := exec.Command(goCmd, append([]string{"build", "-o", dir + "/"}, pkgs...)...)
+	cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
+	if err := cmd.Run(); err != nil {
+		return fmt.Errorf("go build %v: %w (run procbench cli inside the lockdir module, as make bench-cli does)", pkgs, err)
+	}
+	return nil
+}
+
+// runCLI measures "lockdir lock 7 -- true" against "flock FILE true" and
+// the minimal Go programs, and prints the samples, a summary and the
+// binaries' sizes to w. The lock directory is created, and lock 7's file
+// with it, before the first timed run: the common case of a script's call.
+func runCLI(w io.Writer, c cliConfig) error {
+	root, err := os.MkdirTemp(c.dir, "procbench-cli-")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(root)
+	bin := filepath.Join(root, "bin")
+	pkgs := []string{minexecPkg, minexecAferoPkg}
+	if c.lockdir == "" {
+		pkgs = append(pkgs, lockdirPkg)
+		c.lockdir = filepath.Join(bin, "lockdir")
+	}
+	fmt.Fprintf(os.Stderr, "procbench: building %v\n", pkgs)
+	if err := c.build(bin, pkgs...); err != nil {
+		return err
+	}
+	minexec, minexecAfero := filepath.Join(bin, "minexec"), filepath.Join(bin, "minexecafero")
+
+	ld := filepath.Join(root, "ld")
+	env := append(os.Environ(), "LOCKDIR_DIR="+ld)
+	initCmd := exec.Command(c.lockdir, "init")
+	initCmd.Env = env
+	if out, err := initCmd.CombinedOutput(); err != nil {
+		return fmt.Errorf("lockdir init: %v: %s", err, out)
+	}
+	lockFile := filepath.Join(root, "flockfile")
+	if err := os.WriteFile(lockFile, nil, 0o600); err != nil {
+		return err
+	}
+
+	run := func(path string, args ...string) func() *exec.Cmd {
+		return func() *exec.Cmd {
+			cmd := exec.Command(path, args...)
+			cmd.Env = env
+			return cmd
+		}
+	}
+	g := group{name: "CLI"}
+	flock, err := exec.LookPath("flock")
+	if err == nil {
+		g.variants = append(g.variants, variant{name: "flock", command: run(flock, lockFile, "true")})
+	} else {
+		fmt.Fprintf(w, "# flock(1) not found (%v): its row is left out\n", err)
+	}
+	g.variants = append(g.variants,
+		variant{name: "go-floor", command: run(minexec, "true")},
+		variant{name: "go-afero", command: run(minexecAfero, "true")},
+		variant{name: "lockdir", command: run(c.lockdir, "lock", "7", "--", "true")},
+	)
+	g.ratios = []ratio{
+		{num: "lockdir", den: "go-floor"},
+		{num: "go-afero", den: "go-floor"},
+	}
+	if flock != "" {
+		g.ratios = append(g.ratios,
+			ratio{num: "lockdir", den: "flock"},
+			ratio{num: "go-floor", den: "flock"},
+		)
+	}
+	if c.fifo {
+		if err := realtime([]group{g}); err != nil {
+			return err
+		}
+	}
+	fmt.Fprintf(w, "# procbench cli: %d rounds, lock directory and flock file under %s, %d CPUs, SCHED_FIFO %v\n", c.rounds, c.dir, numCPU(), c.fifo)
+	res, err := measure(w, []group{g}, c.rounds)
+	if err != nil {
+		return err
+	}
+	summarize(w, []group{g}, res, nil)
+	for _, b := range []struct{ name, path string }{
+		{"lockdir", c.lockdir},
+		{"go-floor (minexec)", minexec},
+		{"go-afero (minexecafero)", minexecAfero},
+	} {
+		fi, err := os.Stat(b.path)
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(w, "# size %s: %d bytes (%.1f MB)\n", b.name, fi.Size(), float64(fi.Size())/1e6)
+	}
+	return nil
+}
