@@ -70,7 +70,6 @@ func open(dir string, mode openMode, numLocks uint32, opts []Option) (*Manager, 
 	}
 	m.reg = registryFile{
 		fs:    o.fs,
-		dir:   dir,
 		path:  filepath.Join(dir, registryName),
 		fsync: o.fsync,
 		perm:  m.filePerm(),
@@ -156,7 +155,7 @@ func (m *Manager) setup(mode openMode, numLocks uint32) error {
 	default:
 		return &fs.PathError{Op: "stat", Path: m.reg.path, Err: err}
 	}
-	if err := m.checkOwned(int(m.reg.f.(fdFile).Fd()), false); err != nil {
+	if err := m.checkOwned(int(m.reg.f.Fd()), false); err != nil {
 		return &fs.PathError{Op: "open", Path: m.reg.path, Err: err}
 	}
 	err = m.guard(func() error {
@@ -179,7 +178,7 @@ func (m *Manager) setup(mode openMode, numLocks uint32) error {
 // own files into a lock directory: a mistyped path should not scatter
 // lock files among someone's documents.
 func (m *Manager) checkEmpty() error {
-	names, err := readDirNames(m.dir)
+	names, err := readDirNames(m.dirFD, m.dir)
 	if err != nil {
 		return err
 	}
@@ -198,11 +197,15 @@ func (m *Manager) checkEmpty() error {
 	return nil
 }
 
-func readDirNames(dir string) ([]string, error) {
-	f, err := os.Open(dir)
+// readDirNames lists the directory dirfd, named path in errors. It reads
+// through a new descriptor for "." in dirfd, not by path, so that it lists
+// the directory this Manager opened.
+func readDirNames(dirfd int, path string) ([]string, error) {
+	fd, err := openAt(dirfd, ".", oRDONLY|oDIRECTORY, 0)
 	if err != nil {
-		return nil, err
+		return nil, &fs.PathError{Op: "open", Path: path, Err: err}
 	}
+	f := os.NewFile(uintptr(fd), path)
 	defer f.Close()
 	return f.Readdirnames(-1)
 }

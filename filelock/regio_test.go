@@ -1,0 +1,299 @@
+//go:build linux || darwin || freebsd || netbsd || openbsd || dragonfly
+
+package filelock
+
+import (
+	"bytes"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// Regression tests for the registry's I/O (issue 7, defects 1 and 2): a
+// Manager replaces only its own registry, through the directory descriptor
+// it opened, and never follows a symlink planted as registry.tmp.
+
+// mustState is readDirState, failing the test on an error.
+func mustState(t *testing.T, dir string) regState {
+	t.Helper()
+	s, err := readDirState(dir)
+	if err != nil {
+		t.Fatalf("reading %s: %v", dir, err)
+	}
+	return s
+}
+
+// createWith creates a lock directory at dir with capacity locks and ids
+// allocated, and closes it.
+func createWith(t *testing.T, dir string, capacity uint32, ids ...uint32) regState {
+	t.Helper()
+	m, err := Create(dir, capacity)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer m.Close()
+	for _, id := range ids {
+		if _, err := m.AllocateAndRetrieveLock(id); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return mustState(t, dir)
+}
+
+// replaceOwn runs Resize and FreeAllLocks on m, whose registry lives at
+// own, while another lock directory holding bystander stands at
+// elsewhere, and checks that both act on m's own registry only.
+func replaceOwn(t *testing.T, m *Manager, own, elsewhere string, bystander regState) {
+	t.Helper()
+	before := mustState(t, own)
+	steps := []struct {
+		name string
+		do   func() error
+		want regState
+	}{
+		{"Resize(200)", func() error { return m.Resize(200) }, regState{exists: true, capacity: 200, ids: before.ids}},
+		{"FreeAllLocks", m.FreeAllLocks, regState{exists: true, capacity: 200}},
+	}
+	for _, st := range steps {
+		if err := st.do(); err != nil {
+			t.Fatalf("%s: %v", st.name, err)
+		}
+		if got := mustState(t, own); !got.equal(st.want) {
+			t.Errorf("after %s, the Manager's own registry holds %v, want %v", st.name, got, st.want)
+		}
+		if got := managerState(t, m); !got.equal(st.want) {
+			t.Errorf("after %s, the Manager reads %v, want %v", st.name, got, st.want)
+		}
+		if got := mustState(t, elsewhere); !got.equal(bystander) {
+			t.Errorf("after %s, the other directory's registry holds %v, want it untouched: %v", st.name, got, bystander)
+		}
+	}
+}
+
+// TestReplaceAfterChdir opens a lock directory by a relative path, changes
+// the working directory to one holding another lock directory of the same
+// name, and checks that Resize and FreeAllLocks change the Manager's own
+// registry and leave the other alone.
+func TestReplaceAfterChdir(t *testing.T) {
+	// No t.Parallel: t.Chdir changes the whole process's directory.
+	first, second := t.TempDir(), t.TempDir()
+	bystander := createWith(t, filepath.Join(second, "locks"), 100, 10, 11, 12)
+	t.Chdir(first)
+	createWith(t, "locks", 100, 0, 1)
+	m, err := Open("locks")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer m.Close()
+	t.Chdir(second)
+	replaceOwn(t, m, filepath.Join(first, "locks"), filepath.Join(second, "locks"), bystander)
+}
+
+// TestReplaceAfterMoveAndInit is the operator's repair that docs/format.md
+// describes, done while a Manager has the directory open: the directory is
+// moved aside and a new one is created at its path. The open Manager's
+// Resize and FreeAllLocks must act on its own, moved registry, never on the
+// new one, whose master lock they do not hold.
+func TestReplaceAfterMoveAndInit(t *testing.T) {
+	t.Parallel()
+	dir := filepath.Join(t.TempDir(), "locks")
+	createWith(t, dir, 100, 0, 1)
+	m, err := Open(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer m.Close()
+	moved := dir + ".old"
+	if err := os.Rename(dir, moved); err != nil {
+		t.Fatal(err)
+	}
+	bystander := createWith(t, dir, 100, 10, 11, 12)
+	replaceOwn(t, m, moved, dir, bystander)
+}
+
+// TestReplacePlantedSymlinks has a second user, a member of the shared
+// group, plant symlinks to a private file of the resizing user in a loop
+// while that user resizes, at every name a replacement uses or used:
+// registry.tmp (renaming a fresh symlink over it, or unlinking what is
+// there and making one, as `ln -sf` does), and the resizing user's staging
+// directory (moved away and replaced by a symlink to a directory of the
+// attacker's, or replaced by such a directory, holding a symlink named
+// registry.tmp). The target must never change mode, owner or contents, and
+// the registry must never, at any instant, be anything but a regular file
+// of the resizing user.
+func TestReplacePlantedSymlinks(t *testing.T) {
+	u := newUser(t)
+	exe := publicBinary(t)
+	secret := filepath.Join(t.TempDir(), "secret")
+	if err := os.WriteFile(secret, []byte("private"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	want := statOf(t, secret)
+	dir := filepath.Join(publicDir(t), "locks")
+	m, err := Create(dir, 100, WithSharedGroup(u.gid))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer m.Close()
+
+	cmd := exec.Command(exe, "-test.run=^TestRegIOChild$", "-test.count=1")
+	cmd.Env = append(os.Environ(), regioChildEnv+"="+dir, regioChildEnv+"_TARGET="+secret,
+		regioChildEnv+"_STAGING="+stagingName(os.Geteuid()), regioChildEnv+"_FOR=2s")
+	cmd.Dir = "/"
+	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: u.cred()}
+	var out, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	var childErr error
+	exited := make(chan struct{})
+	go func() {
+		childErr = cmd.Wait()
+		close(exited)
+	}()
+	t.Cleanup(func() { // before userdel, which refuses a user with processes
+		cmd.Process.Kill()
+		<-exited
+	})
+
+	// The registry is watched at every instant, not only between resizes.
+	var stop atomic.Bool
+	var wg sync.WaitGroup
+	var bad atomic.Value
+	wg.Go(func() {
+		for !stop.Load() {
+			fi, err := lstatAt(atFDCWD, filepath.Join(dir, registryName))
+			if err != nil || !fi.isReg() || fi.uid != uint32(os.Geteuid()) {
+				bad.Store(fmt.Sprintf("registry: %+v, %v", fi, err))
+				return
+			}
+		}
+	})
+	defer func() {
+		stop.Store(true)
+		wg.Wait()
+	}()
+
+	resizes, failed := 0, 0
+loop:
+	for ; ; resizes++ {
+		select {
+		case <-exited:
+			break loop
+		default:
+		}
+		n := uint32(200 + resizes%2*100)
+		rerr := m.Resize(n)
+		if rerr != nil {
+			failed++
+			if failed <= 3 {
+				t.Logf("Resize(%d): %v", n, rerr)
+			}
+		}
+		if got := statOf(t, secret); got != want {
+			t.Fatalf("after %d resizes, the symlink target is %v, was %v", resizes+1, got, want)
+		}
+		if c, err := m.Capacity(); err != nil || rerr == nil && c != n {
+			t.Fatalf("after Resize(%d): capacity %d, %v", n, c, err)
+		}
+	}
+	stop.Store(true)
+	wg.Wait()
+	if childErr != nil {
+		t.Fatalf("attacker: %v\n%s\n%s", childErr, out.Bytes(), stderr.Bytes())
+	}
+	if b, err := os.ReadFile(secret); err != nil || string(b) != "private" {
+		t.Errorf("the symlink target holds %q, %v", b, err)
+	}
+	if s := bad.Load(); s != nil {
+		t.Errorf("while resizing under attack: %v", s)
+	}
+	planted, _, _ := strings.Cut(strings.TrimSpace(out.String()), "\n")
+	t.Logf("%d resizes, %d of them failed, against %s planted symlinks", resizes, failed, planted)
+	if resizes-failed < 10 {
+		t.Errorf("only %d of %d resizes succeeded", resizes-failed, resizes)
+	}
+}
+
+const regioChildEnv = "LOCKDIR_REGIO_CHILD"
+
+// TestRegIOChild is the attacker of TestReplacePlantedSymlinks, run as the
+// second user. It prints how many symlinks it planted.
+func TestRegIOChild(t *testing.T) {
+	dir := os.Getenv(regioChildEnv)
+	if dir == "" {
+		t.Skip("child process entry point")
+	}
+	target := os.Getenv(regioChildEnv + "_TARGET")
+	staging := filepath.Join(dir, os.Getenv(regioChildEnv+"_STAGING"))
+	d, err := time.ParseDuration(os.Getenv(regioChildEnv + "_FOR"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmp := filepath.Join(dir, tmpName)
+	// A directory of the attacker's, holding registry.tmp -> target.
+	evil := filepath.Join(dir, "evil")
+	if err := os.Mkdir(evil, 0o777); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink(target, filepath.Join(evil, tmpName)); err != nil {
+		t.Fatal(err)
+	}
+	planted := 0
+	ok := func(err error) {
+		if err == nil {
+			planted++
+		}
+	}
+	for i, end := 0, time.Now().Add(d); time.Now().Before(end); i++ {
+		link := filepath.Join(dir, "planted")
+		switch i % 4 {
+		case 0:
+			if os.Symlink(target, link) == nil {
+				ok(os.Rename(link, tmp))
+			}
+		case 1:
+			os.Remove(tmp)
+			ok(os.Symlink(target, tmp))
+		case 2:
+			os.Rename(staging, filepath.Join(dir, "stolen"+strconv.Itoa(i)))
+			os.Remove(staging)
+			ok(os.Symlink(evil, staging))
+		case 3:
+			os.Remove(staging)
+			if os.Mkdir(staging, 0o777) == nil {
+				ok(os.Symlink(target, filepath.Join(staging, tmpName)))
+			}
+		}
+	}
+	fmt.Println(planted)
+}
+
+// fileStat is what an attack on a file's permissions would change.
+type fileStat struct {
+	mode     os.FileMode
+	uid, gid uint32
+}
+
+func (s fileStat) String() string {
+	return strconv.FormatUint(uint64(s.mode.Perm()), 8) + " " + strconv.Itoa(int(s.uid)) + ":" + strconv.Itoa(int(s.gid))
+}
+
+func statOf(t *testing.T, path string) fileStat {
+	t.Helper()
+	fi, err := os.Stat(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	st := fi.Sys().(*syscall.Stat_t)
+	return fileStat{fi.Mode(), st.Uid, st.Gid}
+}
