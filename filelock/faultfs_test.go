@@ -22,6 +22,7 @@ type fault struct {
 	err    error     // what a failing operation reports (an errno); nil: EIO
 	short  shortMode // how much of a failing write reaches the file first
 	sticky bool      // every operation after the at'th fails too
+	kill   bool      // instead of failing, the process kills itself with SIGKILL
 }
 
 func (f fault) String() string {
@@ -121,6 +122,10 @@ func (f *faultFs) inject(op, path string) (fault, bool) {
 	f.n++
 	f.ops = append(f.ops, faultOp{op, path})
 	if f.f.at > 0 && (f.n == f.f.at || f.f.sticky && f.n > f.f.at) {
+		if f.f.kill {
+			syscall.Kill(os.Getpid(), syscall.SIGKILL)
+			select {} // until the signal lands
+		}
 		f.fired = append(f.fired, faultOp{op, path})
 		return f.f, true
 	}

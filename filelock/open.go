@@ -108,16 +108,28 @@ func (m *Manager) setup(mode openMode, numLocks uint32) error {
 		return &fs.PathError{Op: "open", Path: m.dir, Err: err}
 	}
 
-	// The master lock file is created once and never replaced, so that
-	// every process always locks the same inode.
-	// Open creates it too if the registry exists, since a registry is
-	// useless without it.
-	masterPath := filepath.Join(m.dir, masterName)
-	if mode == modeOpen {
-		if _, err := lstatAt(m.dirFD, registryName); errors.Is(err, fs.ErrNotExist) {
-			return &fs.PathError{Op: "open", Path: m.reg.path, Err: fs.ErrNotExist}
+	// Decide whether this directory may be opened or made a lock directory
+	// before writing anything to it, so that a refused directory is left
+	// exactly as it was (issue 7, defect 6). The decision is made again
+	// under the master lock below, since another process may be creating
+	// the registry meanwhile.
+	_, err = lstatAt(m.dirFD, registryName)
+	switch {
+	case err == nil && mode == modeCreate:
+		return &fs.PathError{Op: "create", Path: m.reg.path, Err: fs.ErrExist}
+	case errors.Is(err, fs.ErrNotExist):
+		if err := m.checkMissing(mode); err != nil {
+			return err
 		}
+	case err != nil:
+		return &fs.PathError{Op: "stat", Path: m.reg.path, Err: err}
 	}
+
+	// The master lock file is created once and never replaced, so that
+	// every process always locks the same inode. It is the first file a
+	// new lock directory gets; Open creates it too if the registry exists,
+	// since a registry is useless without it.
+	masterPath := filepath.Join(m.dir, masterName)
 	fd, err = m.openOrCreateAt(m.dirFD, masterName, oRDONLY)
 	if err != nil {
 		return &fs.PathError{Op: "open", Path: masterPath, Err: explainOpenFile(err)}
@@ -143,12 +155,13 @@ func (m *Manager) setup(mode openMode, numLocks uint32) error {
 		if err := m.reg.refresh(m.dirFD); err != nil {
 			return err
 		}
-	case errors.Is(err, fs.ErrNotExist) && mode == modeOpen:
-		return &fs.PathError{Op: "open", Path: m.reg.path, Err: fs.ErrNotExist}
 	case errors.Is(err, fs.ErrNotExist):
-		if err := m.checkEmpty(); err != nil {
+		if err := m.checkMissing(mode); err != nil {
 			return err
 		}
+		// The registry comes after registry.lock and before locks/, so
+		// that a directory with locks/ and no registry can only be one
+		// that lost its registry (see checkMissing).
 		if err := m.reg.replace(m.dirFD, newRegistry(numLocks, nil)); err != nil {
 			return err
 		}
@@ -172,6 +185,39 @@ func (m *Manager) setup(mode openMode, numLocks uint32) error {
 		return err
 	}
 	return m.setupLocksDir()
+}
+
+// checkMissing decides what a directory without a registry is, for mode:
+// a new lock directory (nil: the caller creates the registry), or one that
+// must be refused untouched.
+//
+// A lock directory is created in this order: registry.lock; the staging
+// directory and registry.tmp in it; registry, renamed from there, and the
+// directory fsynced; locks/. So locks/ without a registry means a
+// directory that was in use and has lost its registry, and with it every
+// allocation (issue 7, defect 7): Open and OpenOrCreate refuse it with
+// lock.ErrCorrupt rather than hand out IDs that running programs may hold.
+// Only Create, the operator's explicit "start over", makes a new registry
+// there. A Create killed before locks/ leaves a directory that is either
+// fresh (no registry: Open says fs.ErrNotExist, and OpenOrCreate and Create
+// create it) or complete but for locks/, which opening creates.
+func (m *Manager) checkMissing(mode openMode) error {
+	inUse := false
+	if _, err := lstatAt(m.dirFD, locksName); err == nil {
+		inUse = true
+	} else if !errors.Is(err, fs.ErrNotExist) {
+		return &fs.PathError{Op: "stat", Path: filepath.Join(m.dir, locksName), Err: err}
+	}
+	switch {
+	case inUse && mode != modeCreate:
+		return &fs.PathError{Op: "open", Path: m.reg.path, Err: corruptf(
+			"registry is missing, but %s/ shows the directory was in use: every allocation is lost. "+
+				"To start over with an empty registry, stop the programs that use it and run 'lockdir init' (Create), "+
+				"then re-allocate the IDs in use with AllocateAndRetrieveLock", locksName)}
+	case mode == modeOpen:
+		return &fs.PathError{Op: "open", Path: m.reg.path, Err: fs.ErrNotExist}
+	}
+	return m.checkEmpty()
 }
 
 // checkEmpty refuses to turn a directory that holds anything but lockdir's

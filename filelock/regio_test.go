@@ -144,10 +144,7 @@ func TestReplacePlantedSymlinks(t *testing.T) {
 	}
 	defer m.Close()
 
-	cmd := exec.Command(exe, "-test.run=^TestRegIOChild$", "-test.count=1")
-	cmd.Env = append(os.Environ(), regioChildEnv+"="+dir, regioChildEnv+"_TARGET="+secret,
-		regioChildEnv+"_STAGING="+stagingName(os.Geteuid()), regioChildEnv+"_FOR=2s")
-	cmd.Dir = "/"
+	cmd := regioChild(exe, "attack", "DIR="+dir, "TARGET="+secret, "STAGING="+stagingName(os.Geteuid()), "FOR=2s")
 	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: u.cred()}
 	var out, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &stderr
@@ -224,18 +221,44 @@ loop:
 	}
 }
 
+// Child processes of these tests and of create_test.go re-execute the test
+// binary (exe) with -test.run=^TestRegIOChild$, regioChildEnv naming the
+// role and regioChildEnv_NAME=value giving its arguments.
 const regioChildEnv = "LOCKDIR_REGIO_CHILD"
 
-// TestRegIOChild is the attacker of TestReplacePlantedSymlinks, run as the
-// second user. It prints how many symlinks it planted.
-func TestRegIOChild(t *testing.T) {
-	dir := os.Getenv(regioChildEnv)
-	if dir == "" {
-		t.Skip("child process entry point")
+func regioChild(exe, role string, args ...string) *exec.Cmd {
+	cmd := exec.Command(exe, "-test.run=^TestRegIOChild$", "-test.count=1")
+	cmd.Env = append(os.Environ(), regioChildEnv+"="+role)
+	for _, a := range args {
+		cmd.Env = append(cmd.Env, regioChildEnv+"_"+a)
 	}
-	target := os.Getenv(regioChildEnv + "_TARGET")
-	staging := filepath.Join(dir, os.Getenv(regioChildEnv+"_STAGING"))
-	d, err := time.ParseDuration(os.Getenv(regioChildEnv + "_FOR"))
+	cmd.Dir = "/"
+	return cmd
+}
+
+func regioArg(name string) string { return os.Getenv(regioChildEnv + "_" + name) }
+
+// TestRegIOChild is the child side; it does nothing in a normal run.
+func TestRegIOChild(t *testing.T) {
+	switch role := os.Getenv(regioChildEnv); role {
+	case "":
+		t.Skip("child process entry point")
+	case "attack":
+		childAttack(t)
+	case "createkill":
+		childCreateKill(t)
+	default:
+		t.Fatalf("unknown role %q", role)
+	}
+}
+
+// childAttack is the attacker of TestReplacePlantedSymlinks, run as the
+// second user. It prints how many symlinks it planted.
+func childAttack(t *testing.T) {
+	dir := regioArg("DIR")
+	target := regioArg("TARGET")
+	staging := filepath.Join(dir, regioArg("STAGING"))
+	d, err := time.ParseDuration(regioArg("FOR"))
 	if err != nil {
 		t.Fatal(err)
 	}
