@@ -201,7 +201,9 @@ func (r *registryFile) commit(i uint32, old, p []byte) error {
 // directory, so what the rename moves is the file we wrote. Its mode and
 // group are set through its descriptor, never by name.
 func (r *registryFile) replace(dirfd int, img []byte) error {
-	sd, err := r.openStaging(dirfd)
+	euid := geteuid()
+	staging := stagingName(euid)
+	sd, err := r.openStaging(dirfd, staging, euid)
 	if err != nil {
 		return wrapPath(err, r.path)
 	}
@@ -211,14 +213,14 @@ func (r *registryFile) replace(dirfd int, img []byte) error {
 	}
 	if err != nil {
 		_ = r.fs.UnlinkAt(int(sd.Fd()), tmpName)
-		r.closeStaging(dirfd, sd)
+		r.closeStaging(dirfd, sd, staging)
 		return wrapPath(err, r.path)
 	}
 	// The rename is done: the new registry is in place whatever follows.
 	// A failed directory fsync only weakens durability across power loss,
 	// and a staging directory left behind is reused by the next replace.
 	syncErr := r.fs.SyncDir(dirfd)
-	r.closeStaging(dirfd, sd)
+	r.closeStaging(dirfd, sd, staging)
 	if err := r.refresh(dirfd); err != nil {
 		return fmt.Errorf("registry replaced, but reopening it failed: %w", err)
 	}
@@ -231,18 +233,17 @@ func (r *registryFile) replace(dirfd int, img []byte) error {
 // stagingName is the staging directory of the user euid.
 func stagingName(euid int) string { return tmpName + "." + strconv.Itoa(euid) }
 
-// openStaging opens this user's staging directory in dirfd, creating it if
-// need be, and checks that it is a directory that only this user can
-// change. One left by a replace that was killed is reused. Anything else
-// at its name (a member's symlink, file or directory) is removed, if it
-// can be, and the directory made afresh.
-func (r *registryFile) openStaging(dirfd int) (regFile, error) {
-	name := stagingName(geteuid())
+// openStaging opens the staging directory name of the user euid (this
+// process's) in dirfd, creating it if need be, and checks that it is a
+// directory that only this user can change. One left by a replace that was
+// killed is reused. Anything else at its name (a member's symlink, file or
+// directory) is removed, if it can be, and the directory made afresh.
+func (r *registryFile) openStaging(dirfd int, name string, euid int) (regFile, error) {
 	var err error
 	for try := 0; try < 2; try++ {
 		var sd regFile
 		var foreign bool
-		if sd, foreign, err = r.tryStaging(dirfd, name); err == nil {
+		if sd, foreign, err = r.tryStaging(dirfd, name, euid); err == nil {
 			return sd, nil
 		}
 		if !foreign {
@@ -258,7 +259,7 @@ func (r *registryFile) openStaging(dirfd int) (regFile, error) {
 
 // tryStaging is one attempt of openStaging. foreign says that the name
 // holds something that is not this user's private directory.
-func (r *registryFile) tryStaging(dirfd int, name string) (sd regFile, foreign bool, err error) {
+func (r *registryFile) tryStaging(dirfd int, name string, euid int) (sd regFile, foreign bool, err error) {
 	err = r.fs.MkdirAt(dirfd, name, 0o700)
 	if err != nil && !errors.Is(err, fs.ErrExist) {
 		return nil, false, err
@@ -277,9 +278,9 @@ func (r *registryFile) tryStaging(dirfd int, name string) (sd regFile, foreign b
 		return nil, false, err
 	}
 	fi, err := r.fs.Fstat(sd)
-	if err == nil && (!fi.isDir() || int(fi.uid) != geteuid() || fi.mode&0o077 != 0) {
+	if err == nil && (!fi.isDir() || int(fi.uid) != euid || fi.mode&0o077 != 0) {
 		foreign = true
-		err = &fs.PathError{Op: "open", Path: name, Err: errUnsafe("staging directory is not private to uid %d (owner %d, mode %#o)", geteuid(), fi.uid, fi.mode)}
+		err = &fs.PathError{Op: "open", Path: name, Err: errUnsafe("staging directory is not private to uid %d (owner %d, mode %#o)", euid, fi.uid, fi.mode)}
 	}
 	if err != nil {
 		sd.Close()
@@ -292,9 +293,9 @@ func (r *registryFile) tryStaging(dirfd int, name string) (sd regFile, foreign b
 // if someone swapped another directory in at that name, rmdir removes it
 // only if it is empty, and ours is left for the next replace. Both are
 // tidying; their errors do not matter.
-func (r *registryFile) closeStaging(dirfd int, sd regFile) {
+func (r *registryFile) closeStaging(dirfd int, sd regFile, name string) {
 	_ = sd.Close()
-	_ = r.fs.RmdirAt(dirfd, stagingName(geteuid()))
+	_ = r.fs.RmdirAt(dirfd, name)
 }
 
 // writeTemp writes img to a new registry.tmp in the staging directory sd,
