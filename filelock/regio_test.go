@@ -224,6 +224,69 @@ loop:
 // Child processes of these tests and of create_test.go re-execute the test
 // binary (exe) with -test.run=^TestRegIOChild$, regioChildEnv naming the
 // role and regioChildEnv_NAME=value giving its arguments.
+// TestReplaceBySecondMember has another member of the shared group, a real
+// second user, resize and clear a directory that root created: its own
+// staging directory is made and removed in a directory it does not own,
+// and root then reads the member's registry.
+func TestReplaceBySecondMember(t *testing.T) {
+	u := newUser(t)
+	exe := publicBinary(t)
+	dir := filepath.Join(publicDir(t), "locks")
+	m, err := Create(dir, 100, WithSharedGroup(u.gid))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, id := range []uint32{3, 4} {
+		if _, err := m.AllocateAndRetrieveLock(id); err != nil {
+			t.Fatal(err)
+		}
+	}
+	m.Close()
+	cmd := regioChild(exe, "resize", "DIR="+dir, "GID="+strconv.Itoa(u.gid))
+	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: u.cred()}
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("member's Resize and FreeAllLocks: %v\n%s", err, out)
+	}
+	m, err = Open(dir, WithSharedGroup(u.gid))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer m.Close()
+	if got := managerState(t, m); !got.equal(regState{exists: true, capacity: 300}) {
+		t.Errorf("after the member's Resize(300) and FreeAllLocks: %v", got)
+	}
+	fi, err := os.Lstat(filepath.Join(dir, registryName))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st := fi.Sys().(*syscall.Stat_t); int(st.Uid) != u.uid || int(st.Gid) != u.gid || fi.Mode().Perm() != 0o660 {
+		t.Errorf("the member's registry is %v %d:%d, want 0660 %d:%d", fi.Mode(), st.Uid, st.Gid, u.uid, u.gid)
+	}
+	if _, err := os.Lstat(filepath.Join(dir, stagingName(u.uid))); err == nil {
+		t.Errorf("the member's staging directory was left behind")
+	}
+}
+
+// childResize opens DIR shared with group GID, resizes it to 300 locks
+// and frees every lock.
+func childResize(t *testing.T) {
+	gid, err := strconv.Atoi(regioArg("GID"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, err := Open(regioArg("DIR"), WithSharedGroup(gid))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer m.Close()
+	if err := m.Resize(300); err != nil {
+		t.Fatal(err)
+	}
+	if err := m.FreeAllLocks(); err != nil {
+		t.Fatal(err)
+	}
+}
+
 const regioChildEnv = "LOCKDIR_REGIO_CHILD"
 
 func regioChild(exe, role string, args ...string) *exec.Cmd {
@@ -247,6 +310,8 @@ func TestRegIOChild(t *testing.T) {
 		childAttack(t)
 	case "createkill":
 		childCreateKill(t)
+	case "resize":
+		childResize(t)
 	default:
 		t.Fatalf("unknown role %q", role)
 	}
