@@ -19,7 +19,6 @@ const (
 	oCREAT     = 0
 	oEXCL      = 0
 	oDIRECTORY = 0
-	oNOFOLLOW  = 0
 	atFDCWD    = -100
 )
 

@@ -137,8 +137,6 @@ func mmapRead(fd int, size int) ([]byte, error) {
 
 func munmap(b []byte) error { return unix.Munmap(b) }
 
-const oNOFOLLOW = unix.O_NOFOLLOW
-
 // isSymlinkErr reports whether err is how open(2) with O_NOFOLLOW refuses a
 // symbolic link: ELOOP, or EMLINK on FreeBSD and DragonFly.
 func isSymlinkErr(err error) bool { return err == unix.ELOOP || err == unix.EMLINK }
