@@ -10,7 +10,7 @@ import (
 // (issue 12): a program that imports filelock, and lockdir itself, must not
 // pull in net/http, crypto/x509 or golang.org/x/text (afero's root package
 // brought all three, adding megabytes and milliseconds of start-up), nor
-// afero itself, which belongs in tests only.
+// afero itself, whose Fs the registry's fault seam used to be.
 func TestNoHeavyDependencies(t *testing.T) {
 	t.Parallel()
 	goCmd, err := exec.LookPath("go")
