@@ -319,3 +319,73 @@ func copyTree(t *testing.T, src, dst string) {
 		t.Fatal(err)
 	}
 }
+
+// hookFS is the production dirFS, but runs hook right after its at'th
+// LstatAt: a stand-in for another process acting at that instant.
+type hookFS struct {
+	dirFS
+	n, at int
+	hook  func()
+}
+
+func (h *hookFS) LstatAt(dirfd int, name string) (fileInfo, error) {
+	fi, err := h.dirFS.LstatAt(dirfd, name)
+	if h.n++; h.n == h.at {
+		h.hook()
+	}
+	return fi, err
+}
+
+// TestOpenWhileAnotherCreates has another opener create a lock directory
+// (registry, then locks/) at each instant of an OpenOrCreate's or Open's
+// first look at a fresh directory, before it takes the master lock: right
+// after it found no registry, and right after it found no locks/ either.
+// What it sees then is a directory that a concurrent OpenOrCreate is
+// completing, which it must open; not a lost registry (locks/ without the
+// registry it looked for a moment ago), nor a foreign directory (holding a
+// registry it did not expect). Before the fix, each happened to about one
+// process in sixty when ten ran lockdir alloc on a fresh directory at once.
+func TestOpenWhileAnotherCreates(t *testing.T) {
+	t.Parallel()
+	cases := []struct {
+		name string
+		at   int // the LstatAt after which the other creates the directory
+		open func(dir string, opts ...Option) (*Manager, error)
+	}{
+		{"OpenOrCreate/after registry", 1, func(dir string, opts ...Option) (*Manager, error) { return OpenOrCreate(dir, 100, opts...) }},
+		{"OpenOrCreate/after locks", 2, func(dir string, opts ...Option) (*Manager, error) { return OpenOrCreate(dir, 100, opts...) }},
+		{"Open/after registry", 1, Open},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			dir := filepath.Join(t.TempDir(), "locks")
+			if err := os.Mkdir(dir, 0o700); err != nil {
+				t.Fatal(err)
+			}
+			other := func() {
+				m, err := Create(dir, 100)
+				if err != nil {
+					t.Errorf("the other creator: %v", err)
+					return
+				}
+				defer m.Close()
+				if _, err := m.AllocateAndRetrieveLock(5); err != nil {
+					t.Error(err)
+				}
+			}
+			h := &hookFS{dirFS: osFS{}, at: tc.at, hook: other}
+			m, err := tc.open(dir, withFs(h))
+			if err != nil {
+				t.Fatalf("%v", err)
+			}
+			defer m.Close()
+			if h.n < tc.at {
+				t.Fatalf("only %d LstatAt calls; the other creator never ran", h.n)
+			}
+			if got := managerState(t, m); !got.equal(regState{exists: true, capacity: 100, ids: []uint32{5}}) {
+				t.Errorf("opened %v, want the other's capacity 100, allocated [5]", got)
+			}
+		})
+	}
+}

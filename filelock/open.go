@@ -70,6 +70,7 @@ func open(dir string, mode openMode, numLocks uint32, opts []Option) (*Manager, 
 	}
 	m.reg = registryFile{
 		fs:    o.fs,
+		dir:   dir,
 		path:  filepath.Join(dir, registryName),
 		fsync: o.fsync,
 		perm:  m.filePerm(),
@@ -113,16 +114,12 @@ func (m *Manager) setup(mode openMode, numLocks uint32) error {
 	// exactly as it was (issue 7, defect 6). The decision is made again
 	// under the master lock below, since another process may be creating
 	// the registry meanwhile.
-	_, err = lstatAt(m.dirFD, registryName)
-	switch {
-	case err == nil && mode == modeCreate:
+	exists, err := m.registryExists(mode)
+	if err != nil {
+		return err
+	}
+	if exists && mode == modeCreate {
 		return &fs.PathError{Op: "create", Path: m.reg.path, Err: fs.ErrExist}
-	case errors.Is(err, fs.ErrNotExist):
-		if err := m.checkMissing(mode); err != nil {
-			return err
-		}
-	case err != nil:
-		return &fs.PathError{Op: "stat", Path: m.reg.path, Err: err}
 	}
 
 	// The master lock file is created once and never replaced, so that
@@ -147,26 +144,23 @@ func (m *Manager) setup(mode openMode, numLocks uint32) error {
 	}
 	defer m.unlockMaster()
 
-	_, err = lstatAt(m.dirFD, registryName)
+	exists, err = m.registryExists(mode)
 	switch {
-	case err == nil && mode == modeCreate:
+	case err != nil:
+		return err
+	case exists && mode == modeCreate:
 		return &fs.PathError{Op: "create", Path: m.reg.path, Err: fs.ErrExist}
-	case err == nil:
+	case exists:
 		if err := m.reg.refresh(m.dirFD); err != nil {
 			return err
 		}
-	case errors.Is(err, fs.ErrNotExist):
-		if err := m.checkMissing(mode); err != nil {
-			return err
-		}
+	default:
 		// The registry comes after registry.lock and before locks/, so
 		// that a directory with locks/ and no registry can only be one
-		// that lost its registry (see checkMissing).
+		// that lost its registry (see registryExists).
 		if err := m.reg.replace(m.dirFD, newRegistry(numLocks, nil)); err != nil {
 			return err
 		}
-	default:
-		return &fs.PathError{Op: "stat", Path: m.reg.path, Err: err}
 	}
 	if err := m.checkOwned(int(m.reg.f.Fd()), false); err != nil {
 		return &fs.PathError{Op: "open", Path: m.reg.path, Err: err}
@@ -187,9 +181,10 @@ func (m *Manager) setup(mode openMode, numLocks uint32) error {
 	return m.setupLocksDir()
 }
 
-// checkMissing decides what a directory without a registry is, for mode:
-// a new lock directory (nil: the caller creates the registry), or one that
-// must be refused untouched.
+// registryExists reports whether the directory has a registry, and if it
+// has none, whether mode may create one there: nil means a new lock
+// directory, for which the caller creates the registry; an error, a
+// directory to refuse, untouched.
 //
 // A lock directory is created in this order: registry.lock; the staging
 // directory and registry.tmp in it; registry, renamed from there, and the
@@ -201,23 +196,40 @@ func (m *Manager) setup(mode openMode, numLocks uint32) error {
 // there. A Create killed before locks/ leaves a directory that is either
 // fresh (no registry: Open says fs.ErrNotExist, and OpenOrCreate and Create
 // create it) or complete but for locks/, which opening creates.
-func (m *Manager) checkMissing(mode openMode) error {
-	inUse := false
-	if _, err := lstatAt(m.dirFD, locksName); err == nil {
-		inUse = true
-	} else if !errors.Is(err, fs.ErrNotExist) {
-		return &fs.PathError{Op: "stat", Path: filepath.Join(m.dir, locksName), Err: err}
+//
+// setup calls it twice: first without the master lock, to refuse a
+// directory before writing to it, and then under it. Without the lock,
+// another process may be creating the directory meanwhile; since it makes
+// the registry before locks/, the registry is looked for again after
+// locks/ is seen, and a registry that appeared in between is not lost.
+func (m *Manager) registryExists(mode openMode) (bool, error) {
+	_, err := m.reg.fs.LstatAt(m.dirFD, registryName)
+	if err == nil {
+		return true, nil
+	}
+	if !errors.Is(err, fs.ErrNotExist) {
+		return false, inDir(err, m.dir)
+	}
+	_, err = m.reg.fs.LstatAt(m.dirFD, locksName)
+	inUse := err == nil
+	if err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return false, inDir(err, m.dir)
+	}
+	if inUse {
+		if _, err := m.reg.fs.LstatAt(m.dirFD, registryName); err == nil {
+			return true, nil
+		}
 	}
 	switch {
 	case inUse && mode != modeCreate:
-		return &fs.PathError{Op: "open", Path: m.reg.path, Err: corruptf(
+		return false, &fs.PathError{Op: "open", Path: m.reg.path, Err: corruptf(
 			"registry is missing, but %s/ shows the directory was in use: every allocation is lost. "+
 				"To start over with an empty registry, stop the programs that use it and run 'lockdir init' (Create), "+
 				"then re-allocate the IDs in use with AllocateAndRetrieveLock", locksName)}
 	case mode == modeOpen:
-		return &fs.PathError{Op: "open", Path: m.reg.path, Err: fs.ErrNotExist}
+		return false, &fs.PathError{Op: "open", Path: m.reg.path, Err: fs.ErrNotExist}
 	}
-	return m.checkEmpty()
+	return false, m.checkEmpty()
 }
 
 // checkEmpty refuses to turn a directory that holds anything but lockdir's
@@ -230,7 +242,9 @@ func (m *Manager) checkEmpty() error {
 	}
 	for _, name := range names {
 		switch name {
-		case masterName, tmpName, locksName:
+		case registryName, masterName, tmpName, locksName:
+			// registry: made by a concurrent OpenOrCreate since the
+			// caller looked; the check under the master lock finds it.
 		default:
 			if strings.HasPrefix(name, registryName+".") {
 				// A registry moved aside by hand, as in

@@ -4,7 +4,9 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"path/filepath"
 	"strconv"
+	"strings"
 )
 
 const (
@@ -17,9 +19,10 @@ const (
 // registryFile is an open registry: the file, for writes through dirFS, and
 // a read-only shared mapping of it, for reads. The master lock must be held
 // around every use. Every file operation is relative to the lock
-// directory's descriptor (dirfd); path is only for messages.
+// directory's descriptor (dirfd); dir and path are only for messages.
 type registryFile struct {
 	fs    dirFS
+	dir   string // the lock directory's path, for messages
 	path  string
 	fsync bool
 	perm  fs.FileMode
@@ -41,12 +44,12 @@ func (r *registryFile) open(dirfd int, fi fileInfo) error {
 	}
 	f, err := r.fs.OpenAt(dirfd, registryName, oRDWR, 0)
 	if err != nil {
-		return wrapPath(err, r.path)
+		return inDir(err, r.dir)
 	}
 	got, err := r.fs.Fstat(f)
 	if err != nil {
 		f.Close()
-		return wrapPath(err, r.path)
+		return inDir(err, r.dir)
 	}
 	if got.dev != fi.dev || got.ino != fi.ino {
 		// Replaced between the stat and the open; the caller retries.
@@ -68,6 +71,17 @@ func (r *registryFile) open(dirfd int, fi fileInfo) error {
 }
 
 var errReplaced = errors.New("registry replaced while opening")
+
+// inDir turns an error of dirFS, whose *fs.PathError names a file relative
+// to a directory descriptor, into one that names it under dir, the path
+// the Manager was opened with, for messages. Other errors are returned as
+// they are.
+func inDir(err error, dir string) error {
+	if pe, ok := err.(*fs.PathError); ok && !strings.ContainsRune(pe.Path, filepath.Separator) {
+		return &fs.PathError{Op: pe.Op, Path: filepath.Join(dir, pe.Path), Err: pe.Err}
+	}
+	return err
+}
 
 func (r *registryFile) close() error {
 	var err error
@@ -93,7 +107,7 @@ func (r *registryFile) refresh(dirfd int) error {
 	for range 10 {
 		fi, err := r.fs.LstatAt(dirfd, registryName)
 		if err != nil {
-			return wrapPath(err, r.path)
+			return inDir(err, r.dir)
 		}
 		if r.data != nil && fi.dev == r.id.dev && fi.ino == r.id.ino {
 			if fi.size != r.id.size {
@@ -205,7 +219,7 @@ func (r *registryFile) replace(dirfd int, img []byte) error {
 	staging := stagingName(euid)
 	sd, err := r.openStaging(dirfd, staging, euid)
 	if err != nil {
-		return wrapPath(err, r.path)
+		return inDir(err, r.dir)
 	}
 	err = r.writeTemp(sd, img)
 	if err == nil {
@@ -214,7 +228,7 @@ func (r *registryFile) replace(dirfd int, img []byte) error {
 	if err != nil {
 		_ = r.fs.UnlinkAt(int(sd.Fd()), tmpName)
 		r.closeStaging(dirfd, sd, staging)
-		return wrapPath(err, r.path)
+		return inDir(err, filepath.Join(r.dir, staging))
 	}
 	// The rename is done: the new registry is in place whatever follows.
 	// A failed directory fsync only weakens durability across power loss,
@@ -225,7 +239,7 @@ func (r *registryFile) replace(dirfd int, img []byte) error {
 		return fmt.Errorf("registry replaced, but reopening it failed: %w", err)
 	}
 	if syncErr != nil {
-		return fmt.Errorf("registry replaced, but not durably: %w", wrapPath(syncErr, r.path))
+		return fmt.Errorf("registry replaced, but not durably: %w", inDir(syncErr, r.dir))
 	}
 	return nil
 }
