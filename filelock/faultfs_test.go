@@ -11,8 +11,6 @@ import (
 	"slices"
 	"sync"
 	"syscall"
-
-	"github.com/spf13/afero"
 )
 
 // The fault-injecting file system that TestFaults and TestTortureFaults put
@@ -24,6 +22,7 @@ type fault struct {
 	err    error     // what a failing operation reports (an errno); nil: EIO
 	short  shortMode // how much of a failing write reaches the file first
 	sticky bool      // every operation after the at'th fails too
+	kill   bool      // instead of failing, the process kills itself with SIGKILL
 }
 
 func (f fault) String() string {
@@ -78,10 +77,10 @@ type faultOp struct{ op, path string }
 
 func (o faultOp) String() string { return o.op + " " + filepath.Base(o.path) }
 
-// faultFs is an afero.OsFs that, once armed, counts and logs the file
-// operations made through it and fails those its fault schedules.
+// faultFs is the production dirFS (osFS) that, once armed, counts and logs
+// the file operations made through it and fails those its fault schedules.
 type faultFs struct {
-	afero.Fs
+	dirFS
 	mu    sync.Mutex
 	armed bool
 	n     int
@@ -90,7 +89,7 @@ type faultFs struct {
 	fired []faultOp // those that failed
 }
 
-func newFaultFs() *faultFs { return &faultFs{Fs: afero.NewOsFs()} }
+func newFaultFs() *faultFs { return &faultFs{dirFS: osFS{}} }
 
 // arm starts counting operations from 1 under schedule f.
 func (f *faultFs) arm(sched fault) {
@@ -123,6 +122,10 @@ func (f *faultFs) inject(op, path string) (fault, bool) {
 	f.n++
 	f.ops = append(f.ops, faultOp{op, path})
 	if f.f.at > 0 && (f.n == f.f.at || f.f.sticky && f.n > f.f.at) {
+		if f.f.kill {
+			syscall.Kill(os.Getpid(), syscall.SIGKILL)
+			select {} // until the signal lands
+		}
 		f.fired = append(f.fired, faultOp{op, path})
 		return f.f, true
 	}
@@ -137,59 +140,90 @@ func (f *faultFs) check(op, path string) error {
 	return nil
 }
 
-func (f *faultFs) OpenFile(name string, flag int, perm os.FileMode) (afero.File, error) {
+func (f *faultFs) OpenAt(dirfd int, name string, flags int, perm uint32) (regFile, error) {
 	if err := f.check("open", name); err != nil {
 		return nil, err
 	}
-	file, err := f.Fs.OpenFile(name, flag, perm)
+	file, err := f.dirFS.OpenAt(dirfd, name, flags, perm)
 	if err != nil {
 		return nil, err
 	}
-	return &faultFile{File: file, fs: f}, nil
+	return &faultFile{regFile: file, fs: f, name: name}, nil
 }
 
-func (f *faultFs) Open(name string) (afero.File, error) { return f.OpenFile(name, os.O_RDONLY, 0) }
-
-func (f *faultFs) Create(name string) (afero.File, error) {
-	return f.OpenFile(name, os.O_RDWR|os.O_CREATE|os.O_TRUNC, 0o666)
-}
-
-func (f *faultFs) Remove(name string) error {
+func (f *faultFs) UnlinkAt(dirfd int, name string) error {
 	if err := f.check("remove", name); err != nil {
 		return err
 	}
-	return f.Fs.Remove(name)
+	return f.dirFS.UnlinkAt(dirfd, name)
 }
 
-func (f *faultFs) Rename(from, to string) error {
+func (f *faultFs) RenameAt(fromfd int, from string, tofd int, to string) error {
 	if sched, fail := f.inject("rename", from); fail {
 		return &os.LinkError{Op: "rename", Old: from, New: to, Err: sched.err}
 	}
-	return f.Fs.Rename(from, to)
+	return f.dirFS.RenameAt(fromfd, from, tofd, to)
 }
 
-func (f *faultFs) Chmod(name string, mode os.FileMode) error {
-	if err := f.check("chmod", name); err != nil {
+func (f *faultFs) MkdirAt(dirfd int, name string, perm uint32) error {
+	if err := f.check("mkdir", name); err != nil {
 		return err
 	}
-	return f.Fs.Chmod(name, mode)
+	return f.dirFS.MkdirAt(dirfd, name, perm)
 }
 
-func (f *faultFs) Chown(name string, uid, gid int) error {
-	if err := f.check("chown", name); err != nil {
+func (f *faultFs) RmdirAt(dirfd int, name string) error {
+	if err := f.check("rmdir", name); err != nil {
 		return err
 	}
-	return f.Fs.Chown(name, uid, gid)
+	return f.dirFS.RmdirAt(dirfd, name)
 }
 
-// faultFile is an *os.File from afero.OsFs that may fail. It keeps Fd,
-// which the registry needs for its mapping.
+// SyncDir counts as a "sync" of the directory, ".".
+func (f *faultFs) SyncDir(dirfd int) error {
+	if err := f.check("sync", "."); err != nil {
+		return err
+	}
+	return f.dirFS.SyncDir(dirfd)
+}
+
+func (f *faultFs) Fchmod(file regFile, perm uint32) error {
+	if err := f.check("chmod", fileName(file)); err != nil {
+		return err
+	}
+	return f.dirFS.Fchmod(file, perm)
+}
+
+func (f *faultFs) Fchown(file regFile, gid int) error {
+	if err := f.check("chown", fileName(file)); err != nil {
+		return err
+	}
+	return f.dirFS.Fchown(file, gid)
+}
+
+func (f *faultFs) LstatAt(dirfd int, name string) (fileInfo, error) {
+	if err := f.check("stat", name); err != nil {
+		return fileInfo{}, err
+	}
+	return f.dirFS.LstatAt(dirfd, name)
+}
+
+func (f *faultFs) Fstat(file regFile) (fileInfo, error) {
+	if err := f.check("fstat", fileName(file)); err != nil {
+		return fileInfo{}, err
+	}
+	return f.dirFS.Fstat(file)
+}
+
+// faultFile is a registry file from osFS that may fail. Its Fd is the real
+// descriptor, which the registry needs for its mapping.
 type faultFile struct {
-	afero.File
-	fs *faultFs
+	regFile
+	fs   *faultFs
+	name string
 }
 
-func (f *faultFile) Fd() uintptr { return f.File.(fdFile).Fd() }
+func (f *faultFile) Name() string { return f.name }
 
 func (f *faultFile) write(b []byte, at bool, do func([]byte) (int, error)) (int, error) {
 	sched, fail := f.fs.inject("write", f.Name())
@@ -203,33 +237,24 @@ func (f *faultFile) write(b []byte, at bool, do func([]byte) (int, error)) (int,
 	return n, &fs.PathError{Op: "write", Path: f.Name(), Err: sched.err}
 }
 
-func (f *faultFile) Write(b []byte) (int, error) { return f.write(b, false, f.File.Write) }
-
 func (f *faultFile) WriteAt(b []byte, off int64) (int, error) {
-	return f.write(b, true, func(b []byte) (int, error) { return f.File.WriteAt(b, off) })
+	return f.write(b, true, func(b []byte) (int, error) { return f.regFile.WriteAt(b, off) })
 }
 
 func (f *faultFile) Sync() error {
 	if err := f.fs.check("sync", f.Name()); err != nil {
 		return err
 	}
-	return f.File.Sync()
+	return f.regFile.Sync()
 }
 
 func (f *faultFile) Close() error {
 	ferr := f.fs.check("close", f.Name())
-	err := f.File.Close() // a failed close(2) still frees the descriptor
+	err := f.regFile.Close() // a failed close(2) still frees the descriptor
 	if ferr != nil {
 		return ferr
 	}
 	return err
-}
-
-func (f *faultFile) Truncate(size int64) error {
-	if err := f.fs.check("truncate", f.Name()); err != nil {
-		return err
-	}
-	return f.File.Truncate(size)
 }
 
 // regState is what a registry holds, as a Manager without faults reads it.

@@ -110,16 +110,24 @@ func (m *Manager) setup(mode openMode, numLocks uint32) error {
 		return &fs.PathError{Op: "open", Path: m.dir, Err: err}
 	}
 
-	// The master lock file is created once and never replaced, so that
-	// every process always locks the same inode.
-	// Open creates it too if the registry exists, since a registry is
-	// useless without it.
-	masterPath := filepath.Join(m.dir, masterName)
-	if mode == modeOpen {
-		if _, err := lstatAt(m.dirFD, registryName); errors.Is(err, fs.ErrNotExist) {
-			return &fs.PathError{Op: "open", Path: m.reg.path, Err: fs.ErrNotExist}
-		}
+	// Decide whether this directory may be opened or made a lock directory
+	// before writing anything to it, so that a refused directory is left
+	// exactly as it was (issue 7, defect 6). The decision is made again
+	// under the master lock below, since another process may be creating
+	// the registry meanwhile.
+	exists, err := m.registryExists(mode)
+	if err != nil {
+		return err
 	}
+	if exists && mode == modeCreate {
+		return &fs.PathError{Op: "create", Path: m.reg.path, Err: fs.ErrExist}
+	}
+
+	// The master lock file is created once and never replaced, so that
+	// every process always locks the same inode. It is the first file a
+	// new lock directory gets; Open creates it too if the registry exists,
+	// since a registry is useless without it.
+	masterPath := filepath.Join(m.dir, masterName)
 	fd, err = m.openOrCreateAt(m.dirFD, masterName, oRDONLY)
 	if err != nil {
 		return &fs.PathError{Op: "open", Path: masterPath, Err: explainOpenFile(err)}
@@ -137,27 +145,25 @@ func (m *Manager) setup(mode openMode, numLocks uint32) error {
 	}
 	defer m.unlockMaster()
 
-	_, err = lstatAt(m.dirFD, registryName)
+	exists, err = m.registryExists(mode)
 	switch {
-	case err == nil && mode == modeCreate:
+	case err != nil:
+		return err
+	case exists && mode == modeCreate:
 		return &fs.PathError{Op: "create", Path: m.reg.path, Err: fs.ErrExist}
-	case err == nil:
+	case exists:
 		if err := m.reg.refresh(m.dirFD); err != nil {
 			return err
 		}
-	case errors.Is(err, fs.ErrNotExist) && mode == modeOpen:
-		return &fs.PathError{Op: "open", Path: m.reg.path, Err: fs.ErrNotExist}
-	case errors.Is(err, fs.ErrNotExist):
-		if err := m.checkEmpty(); err != nil {
-			return err
-		}
+	default:
+		// The registry comes after registry.lock and before locks/, so
+		// that a directory with locks/ and no registry can only be one
+		// that lost its registry (see registryExists).
 		if err := m.reg.replace(m.dirFD, newRegistry(numLocks, nil)); err != nil {
 			return err
 		}
-	default:
-		return &fs.PathError{Op: "stat", Path: m.reg.path, Err: err}
 	}
-	if err := m.checkOwned(int(m.reg.f.(fdFile).Fd()), false); err != nil {
+	if err := m.checkOwned(int(m.reg.f.Fd()), false); err != nil {
 		return &fs.PathError{Op: "open", Path: m.reg.path, Err: err}
 	}
 	err = m.guard(func() error {
@@ -177,17 +183,70 @@ func (m *Manager) setup(mode openMode, numLocks uint32) error {
 	return m.setupLocksDir()
 }
 
+// registryExists reports whether the directory has a registry, and if it
+// has none, whether mode may create one there: nil means a new lock
+// directory, for which the caller creates the registry; an error, a
+// directory to refuse, untouched.
+//
+// A lock directory is created in this order: registry.lock; the staging
+// directory and registry.tmp in it; registry, renamed from there, and the
+// directory fsynced; locks/. So locks/ without a registry means a
+// directory that was in use and has lost its registry, and with it every
+// allocation (issue 7, defect 7): Open and OpenOrCreate refuse it with
+// lock.ErrCorrupt rather than hand out IDs that running programs may hold.
+// Only Create, the operator's explicit "start over", makes a new registry
+// there. A Create killed before locks/ leaves a directory that is either
+// fresh (no registry: Open says fs.ErrNotExist, and OpenOrCreate and Create
+// create it) or complete but for locks/, which opening creates.
+//
+// setup calls it twice: first without the master lock, to refuse a
+// directory before writing to it, and then under it. Without the lock,
+// another process may be creating the directory meanwhile; since it makes
+// the registry before locks/, the registry is looked for again after
+// locks/ is seen, and a registry that appeared in between is not lost.
+func (m *Manager) registryExists(mode openMode) (bool, error) {
+	_, err := m.reg.fs.LstatAt(m.dirFD, registryName)
+	if err == nil {
+		return true, nil
+	}
+	if !errors.Is(err, fs.ErrNotExist) {
+		return false, inDir(err, m.dir)
+	}
+	_, err = m.reg.fs.LstatAt(m.dirFD, locksName)
+	inUse := err == nil
+	if err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return false, inDir(err, m.dir)
+	}
+	if inUse {
+		if _, err := m.reg.fs.LstatAt(m.dirFD, registryName); err == nil {
+			return true, nil
+		}
+	}
+	switch {
+	case inUse && mode != modeCreate:
+		return false, &fs.PathError{Op: "open", Path: m.reg.path, Err: corruptf(
+			"registry is missing, but %s/ shows the directory was in use: every allocation is lost. "+
+				"To start over with an empty registry, stop the programs that use it and run 'lockdir init' (Create), "+
+				"then re-allocate the IDs in use with AllocateAndRetrieveLock", locksName)}
+	case mode == modeOpen:
+		return false, &fs.PathError{Op: "open", Path: m.reg.path, Err: fs.ErrNotExist}
+	}
+	return false, m.checkEmpty()
+}
+
 // checkEmpty refuses to turn a directory that holds anything but lockdir's
 // own files into a lock directory: a mistyped path should not scatter
 // lock files among someone's documents.
 func (m *Manager) checkEmpty() error {
-	names, err := readDirNames(m.dir)
+	names, err := readDirNames(m.dirFD, m.dir)
 	if err != nil {
 		return err
 	}
 	for _, name := range names {
 		switch name {
-		case masterName, tmpName, locksName:
+		case registryName, masterName, tmpName, locksName:
+			// registry: made by a concurrent OpenOrCreate since the
+			// caller looked; the check under the master lock finds it.
 		default:
 			if strings.HasPrefix(name, registryName+".") {
 				// A registry moved aside by hand, as in
@@ -200,11 +259,15 @@ func (m *Manager) checkEmpty() error {
 	return nil
 }
 
-func readDirNames(dir string) ([]string, error) {
-	f, err := os.Open(dir)
+// readDirNames lists the directory dirfd, named path in errors. It reads
+// through a new descriptor for "." in dirfd, not by path, so that it lists
+// the directory this Manager opened.
+func readDirNames(dirfd int, path string) ([]string, error) {
+	fd, err := openAt(dirfd, ".", oRDONLY|oDIRECTORY, 0)
 	if err != nil {
-		return nil, err
+		return nil, &fs.PathError{Op: "open", Path: path, Err: err}
 	}
+	f := os.NewFile(uintptr(fd), path)
 	defer f.Close()
 	return f.Readdirnames(-1)
 }

@@ -1,10 +1,6 @@
 package filelock
 
-import (
-	"time"
-
-	"github.com/spf13/afero"
-)
+import "time"
 
 // An Option configures Create, Open and OpenOrCreate.
 type Option func(*options)
@@ -14,11 +10,11 @@ type options struct {
 	fsync   bool          // fsync after every registry update
 	gid     int           // shared group, or -1
 	timeout time.Duration // wait for the master lock; 0 is forever
-	fs      afero.Fs      // registry writes; tests inject faults here
+	fs      dirFS         // registry I/O; tests inject faults here
 }
 
 func defaultOptions() options {
-	return options{gid: -1, fs: afero.NewOsFs()}
+	return options{gid: -1, fs: osFS{}}
 }
 
 // WithMaxOpenFiles bounds how many lock files a Manager keeps open while
@@ -62,7 +58,7 @@ func WithTimeout(d time.Duration) Option {
 }
 
 // withFs routes registry file I/O through fsys, which tests use to inject
-// faults. Its files must be backed by the OS (have an Fd method).
-func withFs(fsys afero.Fs) Option {
+// faults. Its files must be backed by the OS (have a real Fd).
+func withFs(fsys dirFS) Option {
 	return func(o *options) { o.fs = fsys }
 }

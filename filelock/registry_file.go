@@ -4,10 +4,9 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
-	"os"
 	"path/filepath"
-
-	"github.com/spf13/afero"
+	"strconv"
+	"strings"
 )
 
 const (
@@ -17,18 +16,19 @@ const (
 	locksName    = "locks"
 )
 
-// registryFile is an open registry: the file, for writes through afero, and
+// registryFile is an open registry: the file, for writes through dirFS, and
 // a read-only shared mapping of it, for reads. The master lock must be held
-// around every use.
+// around every use. Every file operation is relative to the lock
+// directory's descriptor (dirfd); dir and path are only for messages.
 type registryFile struct {
-	fs    afero.Fs
-	dir   string
+	fs    dirFS
+	dir   string // the lock directory's path, for messages
 	path  string
 	fsync bool
 	perm  fs.FileMode
 	gid   int
 
-	f    afero.File
+	f    regFile
 	data []byte
 	id   fileInfo // dev, ino and size of the mapped file
 
@@ -37,26 +37,19 @@ type registryFile struct {
 	record           [journalLen + pageSize]byte
 }
 
-type fdFile interface{ Fd() uintptr }
-
-// open opens and maps the registry at r.path, whose identity per stat is fi.
-func (r *registryFile) open(fi fileInfo) error {
+// open opens and maps the registry in dirfd, whose identity per stat is fi.
+func (r *registryFile) open(dirfd int, fi fileInfo) error {
 	if !fi.isReg() {
 		return &fs.PathError{Op: "open", Path: r.path, Err: errors.New("registry is not a regular file")}
 	}
-	f, err := r.fs.OpenFile(r.path, os.O_RDWR|oNOFOLLOW, 0)
+	f, err := r.fs.OpenAt(dirfd, registryName, oRDWR, 0)
 	if err != nil {
-		return err
+		return inDir(err, r.dir)
 	}
-	ff, ok := f.(fdFile)
-	if !ok {
-		f.Close()
-		return &fs.PathError{Op: "open", Path: r.path, Err: errors.New("registry file system has no file descriptors")}
-	}
-	got, err := fstat(int(ff.Fd()))
+	got, err := r.fs.Fstat(f)
 	if err != nil {
 		f.Close()
-		return &fs.PathError{Op: "fstat", Path: r.path, Err: err}
+		return inDir(err, r.dir)
 	}
 	if got.dev != fi.dev || got.ino != fi.ino {
 		// Replaced between the stat and the open; the caller retries.
@@ -67,7 +60,7 @@ func (r *registryFile) open(fi fileInfo) error {
 		f.Close()
 		return &fs.PathError{Op: "open", Path: r.path, Err: corruptf("registry is %d bytes", got.size)}
 	}
-	data, err := mmapRead(int(ff.Fd()), int(got.size))
+	data, err := mmapRead(int(f.Fd()), int(got.size))
 	if err != nil {
 		f.Close()
 		return &fs.PathError{Op: "mmap", Path: r.path, Err: err}
@@ -78,6 +71,17 @@ func (r *registryFile) open(fi fileInfo) error {
 }
 
 var errReplaced = errors.New("registry replaced while opening")
+
+// inDir turns an error of dirFS, whose *fs.PathError names a file relative
+// to a directory descriptor, into one that names it under dir, the path
+// the Manager was opened with, for messages. Other errors are returned as
+// they are.
+func inDir(err error, dir string) error {
+	if pe, ok := err.(*fs.PathError); ok && !strings.ContainsRune(pe.Path, filepath.Separator) {
+		return &fs.PathError{Op: pe.Op, Path: filepath.Join(dir, pe.Path), Err: pe.Err}
+	}
+	return err
+}
 
 func (r *registryFile) close() error {
 	var err error
@@ -101,9 +105,9 @@ func (r *registryFile) refresh(dirfd int) error {
 	// mv and lockdir init), and this process would go on allocating from
 	// the old one.
 	for range 10 {
-		fi, err := lstatAt(dirfd, registryName)
+		fi, err := r.fs.LstatAt(dirfd, registryName)
 		if err != nil {
-			return &fs.PathError{Op: "stat", Path: r.path, Err: err}
+			return inDir(err, r.dir)
 		}
 		if r.data != nil && fi.dev == r.id.dev && fi.ino == r.id.ino {
 			if fi.size != r.id.size {
@@ -114,7 +118,7 @@ func (r *registryFile) refresh(dirfd int) error {
 		if fi.isLink() {
 			return &fs.PathError{Op: "open", Path: r.path, Err: errors.New("registry is a symbolic link; refusing to follow it")}
 		}
-		if err := r.open(fi); !errors.Is(err, errReplaced) {
+		if err := r.open(dirfd, fi); !errors.Is(err, errReplaced) {
 			return err
 		}
 	}
@@ -196,64 +200,142 @@ func (r *registryFile) commit(i uint32, old, p []byte) error {
 	return nil
 }
 
-// replace atomically replaces the whole registry with img: it writes a
-// temporary file, fsyncs it, renames it over the registry and fsyncs the
-// directory, then maps the new file. Until the rename the old registry
-// stands untouched; after it, the new one.
+// replace atomically replaces the whole registry in dirfd with img: it
+// writes a temporary file, fsyncs it, renames it over the registry and
+// fsyncs the directory, then maps the new file. Until the rename the old
+// registry stands untouched; after it, the new one.
+//
+// The temporary file is made in a staging directory of this user's own,
+// registry.tmp.<euid>, mode 0700, and renamed from there through the
+// staging directory's descriptor. In a shared directory every member can
+// unlink and rename any name, so a temporary file in the lock directory
+// itself could be swapped for a member's symlink between our write and our
+// rename, which would then install the symlink as the registry (issue 7,
+// defect 2). Nobody but its owner can touch the entries of a 0700
+// directory, so what the rename moves is the file we wrote. Its mode and
+// group are set through its descriptor, never by name.
 func (r *registryFile) replace(dirfd int, img []byte) error {
-	tmp := filepath.Join(r.dir, tmpName)
-	if err := r.writeTemp(tmp, img); err != nil {
-		_ = r.fs.Remove(tmp)
-		return err
+	euid := geteuid()
+	staging := stagingName(euid)
+	sd, err := r.openStaging(dirfd, staging, euid)
+	if err != nil {
+		return inDir(err, r.dir)
 	}
-	if err := r.fs.Rename(tmp, r.path); err != nil {
-		_ = r.fs.Remove(tmp)
-		return err
+	err = r.writeTemp(sd, img)
+	if err == nil {
+		err = r.fs.RenameAt(int(sd.Fd()), tmpName, dirfd, registryName)
+	}
+	if err != nil {
+		_ = r.fs.UnlinkAt(int(sd.Fd()), tmpName)
+		r.closeStaging(dirfd, sd, staging)
+		return inDir(err, filepath.Join(r.dir, staging))
 	}
 	// The rename is done: the new registry is in place whatever follows.
-	// A failed directory fsync only weakens durability across power loss.
-	syncErr := r.syncDir()
+	// A failed directory fsync only weakens durability across power loss,
+	// and a staging directory left behind is reused by the next replace.
+	syncErr := r.fs.SyncDir(dirfd)
+	r.closeStaging(dirfd, sd, staging)
 	if err := r.refresh(dirfd); err != nil {
 		return fmt.Errorf("registry replaced, but reopening it failed: %w", err)
 	}
 	if syncErr != nil {
-		return fmt.Errorf("registry replaced, but not durably: %w", syncErr)
+		return fmt.Errorf("registry replaced, but not durably: %w", inDir(syncErr, r.dir))
 	}
 	return nil
 }
 
-func (r *registryFile) writeTemp(tmp string, img []byte) error {
-	// A stale temporary file is left by a process killed mid-replace. We
-	// hold the master lock, so nobody else is writing it.
-	if err := r.fs.Remove(tmp); err != nil && !errors.Is(err, fs.ErrNotExist) {
+// stagingName is the staging directory of the user euid.
+func stagingName(euid int) string { return tmpName + "." + strconv.Itoa(euid) }
+
+// openStaging opens the staging directory name of the user euid (this
+// process's) in dirfd, creating it if need be, and checks that it is a
+// directory that only this user can change. One left by a replace that was
+// killed is reused. Anything else at its name (a member's symlink, file or
+// directory) is removed, if it can be, and the directory made afresh.
+func (r *registryFile) openStaging(dirfd int, name string, euid int) (regFile, error) {
+	var err error
+	for try := 0; try < 2; try++ {
+		var sd regFile
+		var foreign bool
+		if sd, foreign, err = r.tryStaging(dirfd, name, euid); err == nil {
+			return sd, nil
+		}
+		if !foreign {
+			return nil, err
+		}
+		// Not ours: unlink a symlink or file, rmdir an empty directory.
+		if uerr := r.fs.UnlinkAt(dirfd, name); uerr != nil {
+			_ = r.fs.RmdirAt(dirfd, name)
+		}
+	}
+	return nil, err
+}
+
+// tryStaging is one attempt of openStaging. foreign says that the name
+// holds something that is not this user's private directory.
+func (r *registryFile) tryStaging(dirfd int, name string, euid int) (sd regFile, foreign bool, err error) {
+	err = r.fs.MkdirAt(dirfd, name, 0o700)
+	if err != nil && !errors.Is(err, fs.ErrExist) {
+		return nil, false, err
+	}
+	created := err == nil
+	defer func() {
+		if err != nil && created {
+			_ = r.fs.RmdirAt(dirfd, name)
+		}
+	}()
+	sd, err = r.fs.OpenAt(dirfd, name, oRDONLY|oDIRECTORY, 0)
+	if err != nil {
+		if cause := errors.Unwrap(err); isNotDirErr(cause) || isSymlinkErr(cause) {
+			return nil, true, &fs.PathError{Op: "open", Path: name, Err: errUnsafe("staging directory is a symlink or not a directory")}
+		}
+		return nil, false, err
+	}
+	fi, err := r.fs.Fstat(sd)
+	if err == nil && (!fi.isDir() || int(fi.uid) != euid || fi.mode&0o077 != 0) {
+		foreign = true
+		err = &fs.PathError{Op: "open", Path: name, Err: errUnsafe("staging directory is not private to uid %d (owner %d, mode %#o)", euid, fi.uid, fi.mode)}
+	}
+	if err != nil {
+		sd.Close()
+		return nil, foreign, err
+	}
+	return sd, false, nil
+}
+
+// closeStaging closes the staging directory sd and removes it, by name:
+// if someone swapped another directory in at that name, rmdir removes it
+// only if it is empty, and ours is left for the next replace. Both are
+// tidying; their errors do not matter.
+func (r *registryFile) closeStaging(dirfd int, sd regFile, name string) {
+	_ = sd.Close()
+	_ = r.fs.RmdirAt(dirfd, name)
+}
+
+// writeTemp writes img to a new registry.tmp in the staging directory sd,
+// which only this user can change.
+func (r *registryFile) writeTemp(sd regFile, img []byte) error {
+	// A stale temporary file is left by a process killed mid-replace.
+	if err := r.fs.UnlinkAt(int(sd.Fd()), tmpName); err != nil && !errors.Is(err, fs.ErrNotExist) {
 		return err
 	}
-	f, err := r.fs.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_EXCL|oNOFOLLOW, r.perm)
+	f, err := r.fs.OpenAt(int(sd.Fd()), tmpName, oWRONLY|oCREAT|oEXCL, uint32(r.perm))
 	if err != nil {
 		return err
 	}
-	if _, err = f.Write(img); err == nil {
+	if r.gid >= 0 {
+		err = r.fs.Fchown(f, r.gid)
+	}
+	if err == nil {
+		err = r.fs.Fchmod(f, uint32(r.perm)) // the umask may have narrowed it
+	}
+	if err == nil {
+		_, err = f.WriteAt(img, 0)
+	}
+	if err == nil {
 		err = f.Sync()
 	}
 	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = r.fs.Chmod(tmp, r.perm) // the umask may have narrowed it
-	}
-	if err == nil && r.gid >= 0 {
-		err = r.fs.Chown(tmp, -1, r.gid)
-	}
-	return err
-}
-
-func (r *registryFile) syncDir() error {
-	d, err := r.fs.Open(r.dir)
-	if err != nil {
-		return err
-	}
-	err = d.Sync()
-	if cerr := d.Close(); err == nil {
 		err = cerr
 	}
 	return err

@@ -19,7 +19,6 @@ const (
 	oCREAT     = 0
 	oEXCL      = 0
 	oDIRECTORY = 0
-	oNOFOLLOW  = 0
 	atFDCWD    = -100
 )
 
@@ -53,3 +52,14 @@ func geteuid() int                                      { return -1 }
 func mmapRead(fd int, size int) ([]byte, error)         { return nil, errors.ErrUnsupported }
 func munmap(b []byte) error                             { return errors.ErrUnsupported }
 func fileLimit() (uint64, error)                        { return 0, errors.ErrUnsupported }
+
+const (
+	oRDWR   = 0
+	oWRONLY = 0
+)
+
+func renameAt(fromfd int, from string, tofd int, to string) error { return errors.ErrUnsupported }
+func rmdirAt(dirfd int, name string) error                        { return errors.ErrUnsupported }
+func unlinkAt(dirfd int, name string) error                       { return errors.ErrUnsupported }
+func fsync(fd int) error                                          { return errors.ErrUnsupported }
+func pwrite(fd int, b []byte, off int64) (int, error)             { return 0, errors.ErrUnsupported }

@@ -4,10 +4,10 @@ package filelock
 
 import "golang.org/x/sys/unix"
 
-// This file holds every system call filelock makes outside the registry's
-// writes, which go through afero so that tests can inject faults. The rest of
-// the package is portable; sys_other.go stubs these out where flock(2) is
-// missing.
+// This file holds every system call filelock makes. The registry's I/O
+// reaches its calls through dirFS (dirfs.go), so that tests can inject
+// faults. The rest of the package is portable; sys_other.go stubs these out
+// where flock(2) is missing.
 
 const supported = true
 
@@ -137,8 +137,6 @@ func mmapRead(fd int, size int) ([]byte, error) {
 
 func munmap(b []byte) error { return unix.Munmap(b) }
 
-const oNOFOLLOW = unix.O_NOFOLLOW
-
 // isSymlinkErr reports whether err is how open(2) with O_NOFOLLOW refuses a
 // symbolic link: ELOOP, or EMLINK on FreeBSD and DragonFly.
 func isSymlinkErr(err error) bool { return err == unix.ELOOP || err == unix.EMLINK }
@@ -153,3 +151,70 @@ func fileLimit() (uint64, error) {
 	}
 	return rl.Cur, nil
 }
+
+// The calls below are the registry's I/O, reached through dirFS (dirfs.go)
+// so that tests can inject faults. Every one is relative to a descriptor.
+
+func renameAt(fromfd int, from string, tofd int, to string) error {
+	for {
+		err := unix.Renameat(fromfd, from, tofd, to)
+		if err != unix.EINTR {
+			return err
+		}
+	}
+}
+
+// unlinkAt removes the file name in dirfd; a symlink is removed, not
+// followed.
+func unlinkAt(dirfd int, name string) error {
+	for {
+		err := unix.Unlinkat(dirfd, name, 0)
+		if err != unix.EINTR {
+			return err
+		}
+	}
+}
+
+// rmdirAt removes the empty directory name in dirfd.
+func rmdirAt(dirfd int, name string) error {
+	for {
+		err := unix.Unlinkat(dirfd, name, unix.AT_REMOVEDIR)
+		if err != unix.EINTR {
+			return err
+		}
+	}
+}
+
+func fsync(fd int) error {
+	for {
+		err := unix.Fsync(fd)
+		if err != unix.EINTR {
+			return err
+		}
+	}
+}
+
+// pwrite writes all of b at off, as os.File.WriteAt does: a short write
+// is continued, and the error, if any, says why it stopped.
+func pwrite(fd int, b []byte, off int64) (int, error) {
+	n := 0
+	for n < len(b) {
+		k, err := unix.Pwrite(fd, b[n:], off+int64(n))
+		if err == unix.EINTR {
+			continue
+		}
+		if err != nil {
+			return n, err
+		}
+		if k == 0 {
+			return n, unix.EIO
+		}
+		n += k
+	}
+	return n, nil
+}
+
+const (
+	oRDWR   = unix.O_RDWR
+	oWRONLY = unix.O_WRONLY
+)

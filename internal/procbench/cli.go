@@ -21,8 +21,8 @@ type cliConfig struct {
 
 // The minimal Go programs, built from this package's testdata.
 const (
-	minexecPkg      = "github.com/lockdir/lockdir/internal/procbench/testdata/minexec"
-	minexecAferoPkg = "github.com/lockdir/lockdir/internal/procbench/testdata/minexecafero"
+	minexecPkg      = "github.com/lockdir/lockdir/internal/procbench/minexec"
+	minexecAferoPkg = "github.com/lockdir/lockdir/internal/procbench/minexecafero"
 	lockdirPkg      = "github.com/lockdir/lockdir/cmd/lockdir"
 )
 

@@ -19,7 +19,7 @@
 //
 // cli is issue 12's script call: "lockdir lock 7 -- true" against
 // "flock FILE true" (util-linux) and against minimal Go programs that only
-// run true with os/exec (testdata/minexec, and testdata/minexecafero, which
+// run true with os/exec (minexec, and minexecafero, which
 // also links github.com/spf13/afero).
 //
 // setup makes, for investigating one child by hand (under strace, perf or
