@@ -41,6 +41,35 @@ const (
 	wordsInPage = (pageSize - pageHdrLen) / 8 // 508
 )
 
+// Field offsets. Header: in the first page.
+const (
+	hdrMagic    = 0  // 8 bytes, registryMagic
+	hdrVersion  = 8  // uint32, formatVersion
+	hdrPageSize = 12 // uint32, pageSize
+	hdrCapacity = 16 // uint32, lock IDs
+	hdrPages    = 20 // uint32, bitmap pages
+	hdrFlags    = 24 // uint32, none defined
+	hdrCRC      = 28 // uint32, CRC-32C of bytes 0-27
+)
+
+// Bitmap page header: the first pageHdrLen bytes of every page.
+const (
+	pgCRC      = 0  // uint32, CRC-32C of bytes 4-4095
+	pgIndex    = 4  // uint32, the page's own index
+	pgSeq      = 8  // uint64, sequence number of its last update
+	pgSetCount = 16 // uint32, bits set
+	pgReserved = 20 // zero up to pageHdrLen
+)
+
+// Journal record header, at journalOff, before the page image.
+const (
+	jrMagic    = 0  // 4 bytes, journalMagic
+	jrIndex    = 4  // uint32, the page the image replaces
+	jrSeq      = 8  // uint64, the image's sequence number
+	jrCRC      = 16 // uint32, CRC-32C of bytes 0-15 and the image
+	jrReserved = 20 // zero up to journalLen
+)
+
 var (
 	registryMagic = [8]byte{'L', 'O', 'C', 'K', 'D', 'I', 'R', 0}
 	journalMagic  = [4]byte{'J', 'R', 'N', 'L'}
@@ -55,12 +84,14 @@ const MaxLocks = 1 << 24
 // default of Podman's num_locks.
 const DefaultNumLocks = 2048
 
-func pageCount(capacity uint32) uint32 {
+// pagesFor returns how many bitmap pages a registry of the given capacity
+// has.
+func pagesFor(capacity uint32) uint32 {
 	return uint32((uint64(capacity) + bitsPerPage - 1) / bitsPerPage)
 }
 
 func registrySize(capacity uint32) int64 {
-	return pagesOff + int64(pageCount(capacity))*pageSize
+	return pagesOff + int64(pagesFor(capacity))*pageSize
 }
 
 func pageOffset(i uint32) int64 { return pagesOff + int64(i)*pageSize }
@@ -80,24 +111,24 @@ func corruptf(format string, args ...any) error {
 // newRegistry returns the bytes of a whole registry file of the given
 // capacity in which exactly the IDs in allocated are set.
 func newRegistry(capacity uint32, allocated []uint32) []byte {
-	n := pageCount(capacity)
+	n := pagesFor(capacity)
 	b := make([]byte, registrySize(capacity))
 	h := b[:headerLen]
-	copy(h[0:8], registryMagic[:])
-	le.PutUint32(h[8:], formatVersion)
-	le.PutUint32(h[12:], pageSize)
-	le.PutUint32(h[16:], capacity)
-	le.PutUint32(h[20:], n)
-	// h[24:28] holds flags, none defined yet.
-	le.PutUint32(h[28:], crc32.Checksum(h[:28], castagnoli))
+	copy(h[hdrMagic:hdrVersion], registryMagic[:])
+	le.PutUint32(h[hdrVersion:], formatVersion)
+	le.PutUint32(h[hdrPageSize:], pageSize)
+	le.PutUint32(h[hdrCapacity:], capacity)
+	le.PutUint32(h[hdrPages:], n)
+	// h[hdrFlags:] holds flags, none defined yet.
+	le.PutUint32(h[hdrCRC:], crc32.Checksum(h[:hdrCRC], castagnoli))
 	for _, id := range allocated {
 		p := b[pageOffset(id/bitsPerPage):]
 		setBit(p, id%bitsPerPage)
 	}
 	for i := uint32(0); i < n; i++ {
 		p := b[pageOffset(i) : pageOffset(i)+pageSize]
-		le.PutUint32(p[4:], i)
-		le.PutUint32(p[16:], popcount(p))
+		le.PutUint32(p[pgIndex:], i)
+		le.PutUint32(p[pgSetCount:], popcount(p))
 		sealPage(p)
 	}
 	return b
@@ -119,10 +150,13 @@ func popcount(page []byte) uint32 {
 	return uint32(c)
 }
 
-func sealPage(p []byte) { le.PutUint32(p[0:], crc32.Checksum(p[4:pageSize], castagnoli)) }
+func sealPage(p []byte) { le.PutUint32(p[pgCRC:], crc32.Checksum(p[pgIndex:pageSize], castagnoli)) }
 
-func pageSeq(p []byte) uint64     { return le.Uint64(p[8:]) }
-func pageCount32(p []byte) uint32 { return le.Uint32(p[16:]) }
+// pageSeq returns a page image's sequence number.
+func pageSeq(p []byte) uint64 { return le.Uint64(p[pgSeq:]) }
+
+// setCount returns the count of set bits that a page image records.
+func setCount(p []byte) uint32 { return le.Uint32(p[pgSetCount:]) }
 
 // view is a validated window on the bytes of a registry, normally a shared
 // mapping of the file. It is only meaningful while the master lock is held.
@@ -148,27 +182,27 @@ func parseRegistry(data []byte) (*view, error) {
 		return nil, corruptf("registry is %d bytes, shorter than its %d-byte header", len(data), pagesOff)
 	}
 	h := data[:pageSize]
-	if !bytes.Equal(h[0:8], registryMagic[:]) {
-		return nil, corruptf("bad magic %q", h[0:8])
+	if !bytes.Equal(h[hdrMagic:hdrVersion], registryMagic[:]) {
+		return nil, corruptf("bad magic %q", h[hdrMagic:hdrVersion])
 	}
-	if got, want := le.Uint32(h[28:]), crc32.Checksum(h[:28], castagnoli); got != want {
+	if got, want := le.Uint32(h[hdrCRC:]), crc32.Checksum(h[:hdrCRC], castagnoli); got != want {
 		return nil, corruptf("header checksum %#08x, want %#08x", got, want)
 	}
-	if v := le.Uint32(h[8:]); v != formatVersion {
+	if v := le.Uint32(h[hdrVersion:]); v != formatVersion {
 		return nil, corruptf("format version %d, this build reads version %d", v, formatVersion)
 	}
-	if ps := le.Uint32(h[12:]); ps != pageSize {
+	if ps := le.Uint32(h[hdrPageSize:]); ps != pageSize {
 		return nil, corruptf("page size %d, want %d", ps, pageSize)
 	}
-	if f := le.Uint32(h[24:]); f != 0 {
+	if f := le.Uint32(h[hdrFlags:]); f != 0 {
 		return nil, corruptf("unknown flags %#x", f)
 	}
-	v := &view{data: data, capacity: le.Uint32(h[16:]), pages: le.Uint32(h[20:])}
+	v := &view{data: data, capacity: le.Uint32(h[hdrCapacity:]), pages: le.Uint32(h[hdrPages:])}
 	if err := checkCapacity(v.capacity); err != nil {
 		return nil, corruptf("%v", err)
 	}
-	if v.pages != pageCount(v.capacity) {
-		return nil, corruptf("%d bitmap pages for capacity %d, want %d", v.pages, v.capacity, pageCount(v.capacity))
+	if v.pages != pagesFor(v.capacity) {
+		return nil, corruptf("%d bitmap pages for capacity %d, want %d", v.pages, v.capacity, pagesFor(v.capacity))
 	}
 	if want := registrySize(v.capacity); int64(len(data)) != want {
 		return nil, corruptf("registry is %d bytes, want %d for capacity %d", len(data), want, v.capacity)
@@ -182,16 +216,16 @@ func parseRegistry(data []byte) (*view, error) {
 // crash; the page it meant to change was not touched, so it is ignored.
 func (v *view) readJournal() {
 	j := v.data[journalOff : journalOff+journalLen+pageSize]
-	if !bytes.Equal(j[0:4], journalMagic[:]) {
+	if !bytes.Equal(j[jrMagic:jrIndex], journalMagic[:]) {
 		return
 	}
-	crc := crc32.Update(crc32.Checksum(j[0:16], castagnoli), castagnoli, j[journalLen:])
-	if le.Uint32(j[16:]) != crc {
+	crc := crc32.Update(crc32.Checksum(j[:jrCRC], castagnoli), castagnoli, j[journalLen:])
+	if le.Uint32(j[jrCRC:]) != crc {
 		return
 	}
-	idx, seq := le.Uint32(j[4:]), le.Uint64(j[8:])
+	idx, seq := le.Uint32(j[jrIndex:]), le.Uint64(j[jrSeq:])
 	img := j[journalLen:]
-	if idx >= v.pages || pageSeq(img) != seq || le.Uint32(img[4:]) != idx {
+	if idx >= v.pages || pageSeq(img) != seq || le.Uint32(img[pgIndex:]) != idx {
 		return
 	}
 	v.jseq = seq
@@ -208,7 +242,7 @@ func (v *view) readJournal() {
 }
 
 func pageCRCValid(p []byte) bool {
-	return le.Uint32(p[0:]) == crc32.Checksum(p[4:pageSize], castagnoli)
+	return le.Uint32(p[pgCRC:]) == crc32.Checksum(p[pgIndex:pageSize], castagnoli)
 }
 
 func allZero(b []byte) bool {
@@ -231,14 +265,21 @@ func (v *view) rawPage(i uint32) []byte {
 	return v.data[off : off+pageSize]
 }
 
-// page returns the current contents of bitmap page i: the journal's image
-// if it is pending for i, else the page itself, checked.
-func (v *view) page(i uint32) ([]byte, error) {
+// current returns the current image of bitmap page i, unchecked: the
+// journal's image if a record is pending for i, else the page itself. It is
+// the one place that makes that choice.
+func (v *view) current(i uint32) (p []byte, journaled bool) {
 	if v.journal != nil && v.jpage == i {
-		return v.journal, nil
+		return v.journal, true
 	}
-	p := v.rawPage(i)
-	if v.checked == i+1 {
+	return v.rawPage(i), false
+}
+
+// page returns the current image of bitmap page i, checked. (A pending
+// journal image was checked in full by readJournal.)
+func (v *view) page(i uint32) ([]byte, error) {
+	p, journaled := v.current(i)
+	if journaled || v.checked == i+1 {
 		return p, nil
 	}
 	if err := checkPage(p, i, v.capacity); err != nil {
@@ -251,16 +292,16 @@ func (v *view) page(i uint32) ([]byte, error) {
 // checkPage verifies a bitmap page image: its checksum, its index, its
 // count, and that no bit past the capacity is set.
 func checkPage(p []byte, i uint32, capacity uint32) error {
-	if got, want := le.Uint32(p[0:]), crc32.Checksum(p[4:], castagnoli); got != want {
+	if got, want := le.Uint32(p[pgCRC:]), crc32.Checksum(p[pgIndex:], castagnoli); got != want {
 		return corruptf("bitmap page %d: checksum %#08x, want %#08x", i, got, want)
 	}
-	if idx := le.Uint32(p[4:]); idx != i {
+	if idx := le.Uint32(p[pgIndex:]); idx != i {
 		return corruptf("bitmap page %d: labelled as page %d", i, idx)
 	}
-	if !allZero(p[20:pageHdrLen]) {
+	if !allZero(p[pgReserved:pageHdrLen]) {
 		return corruptf("bitmap page %d: reserved bytes are not zero", i)
 	}
-	if c, n := pageCount32(p), popcount(p); c != n {
+	if c, n := setCount(p), popcount(p); c != n {
 		return corruptf("bitmap page %d: count %d, but %d bits are set", i, c, n)
 	}
 	first := i * bitsPerPage
@@ -318,15 +359,6 @@ func (v *view) maxSeq() uint64 {
 	return s
 }
 
-// isSet reports whether id is allocated.
-func (v *view) isSet(id uint32) (bool, error) {
-	p, err := v.page(id / bitsPerPage)
-	if err != nil {
-		return false, err
-	}
-	return testBit(p, id%bitsPerPage), nil
-}
-
 // allocatedCount returns how many IDs are allocated.
 func (v *view) allocatedCount() (uint32, error) {
 	var n uint32
@@ -335,26 +367,24 @@ func (v *view) allocatedCount() (uint32, error) {
 		if err != nil {
 			return 0, err
 		}
-		n += pageCount32(p)
+		n += setCount(p)
 	}
 	return n, nil
 }
 
 // lowestFree returns the lowest unallocated ID, or ok false if there is
 // none. It reads the count of each full page it skips without checking the
-// page; the page it picks is checked in full.
+// page, so that allocation stays flat in the number of pages; the page it
+// picks is checked in full. A corrupt count can therefore make it skip a
+// page with room (and report the directory full), never pick an allocated
+// ID: docs/format.md, "Checks".
 func (v *view) lowestFree() (id uint32, ok bool, err error) {
 	for i := uint32(0); i < v.pages; i++ {
-		var p []byte
-		if v.journal != nil && v.jpage == i {
-			p = v.journal
-		} else {
-			p = v.rawPage(i)
-		}
-		if pageCount32(p) >= v.pageBits(i) {
+		if cur, _ := v.current(i); setCount(cur) >= v.pageBits(i) {
 			continue
 		}
-		if p, err = v.page(i); err != nil {
+		p, err := v.page(i)
+		if err != nil {
 			return 0, false, err
 		}
 		for w := 0; w < wordsInPage; w++ {
@@ -368,7 +398,7 @@ func (v *view) lowestFree() (id uint32, ok bool, err error) {
 			}
 			return i*bitsPerPage + bit, true, nil
 		}
-		return 0, false, corruptf("bitmap page %d: count %d but no free bit", i, pageCount32(p))
+		return 0, false, corruptf("bitmap page %d: count %d but no free bit", i, setCount(p))
 	}
 	return 0, false, nil
 }
@@ -381,7 +411,7 @@ func (v *view) allocatedIDs() ([]uint32, error) {
 		if err != nil {
 			return nil, err
 		}
-		if pageCount32(p) == 0 {
+		if setCount(p) == 0 {
 			continue
 		}
 		for w := 0; w < wordsInPage; w++ {
@@ -396,13 +426,9 @@ func (v *view) allocatedIDs() ([]uint32, error) {
 	return ids, nil
 }
 
-// updatedPage returns a copy of the current page holding id with id's bit
-// set (alloc true) or cleared, numbered seq and sealed.
-func (v *view) updatedPage(id uint32, alloc bool, seq uint64) ([]byte, error) {
-	return v.updatePage(make([]byte, pageSize), id, alloc, seq)
-}
-
-// updatePage is updatedPage writing into p, a page-sized buffer.
+// updatePage writes into p, a page-sized buffer, the current page holding
+// id with id's bit set (alloc true) or cleared, numbered seq and sealed, and
+// returns it.
 func (v *view) updatePage(p []byte, id uint32, alloc bool, seq uint64) ([]byte, error) {
 	i := id / bitsPerPage
 	cur, err := v.page(i)
@@ -411,7 +437,7 @@ func (v *view) updatePage(p []byte, id uint32, alloc bool, seq uint64) ([]byte, 
 	}
 	copy(p, cur)
 	bit := id % bitsPerPage
-	c := pageCount32(p)
+	c := setCount(p)
 	switch {
 	case alloc && testBit(p, bit):
 		return nil, errAlreadySet
@@ -424,8 +450,8 @@ func (v *view) updatePage(p []byte, id uint32, alloc bool, seq uint64) ([]byte, 
 		clearBit(p, bit)
 		c--
 	}
-	le.PutUint32(p[16:], c)
-	le.PutUint64(p[8:], seq)
+	le.PutUint32(p[pgSetCount:], c)
+	le.PutUint64(p[pgSeq:], seq)
 	sealPage(p)
 	return p, nil
 }
@@ -435,19 +461,14 @@ var (
 	errAlreadyClear = errors.New("bit already clear")
 )
 
-// journalRecord returns the journal bytes that commit page image p as
-// bitmap page i.
-func journalRecord(i uint32, p []byte) []byte {
-	return fillJournalRecord(make([]byte, journalLen+pageSize), i, p)
-}
-
-// fillJournalRecord is journalRecord writing into r, a record-sized buffer.
+// fillJournalRecord writes into r, a record-sized buffer, the journal bytes
+// that commit page image p as bitmap page i, and returns r.
 func fillJournalRecord(r []byte, i uint32, p []byte) []byte {
-	clear(r[20:journalLen])
-	copy(r[0:4], journalMagic[:])
-	le.PutUint32(r[4:], i)
-	le.PutUint64(r[8:], pageSeq(p))
+	clear(r[jrReserved:journalLen])
+	copy(r[jrMagic:jrIndex], journalMagic[:])
+	le.PutUint32(r[jrIndex:], i)
+	le.PutUint64(r[jrSeq:], pageSeq(p))
 	copy(r[journalLen:], p)
-	le.PutUint32(r[16:], crc32.Update(crc32.Checksum(r[0:16], castagnoli), castagnoli, r[journalLen:]))
+	le.PutUint32(r[jrCRC:], crc32.Update(crc32.Checksum(r[:jrCRC], castagnoli), castagnoli, r[journalLen:]))
 	return r
 }

@@ -169,7 +169,7 @@ func (r *registryFile) commit(i uint32, old, p []byte) error {
 	// back is the rollback image: old, numbered above p.
 	back := func() []byte {
 		b := append([]byte(nil), old...)
-		le.PutUint64(b[8:], pageSeq(p)+1)
+		le.PutUint64(b[pgSeq:], pageSeq(p)+1)
 		sealPage(b)
 		return b
 	}
@@ -177,7 +177,7 @@ func (r *registryFile) commit(i uint32, old, p []byte) error {
 		// The page is untouched and valid. The journal may hold p, whole
 		// (if only the sync failed) or torn; supersede it with the old
 		// image.
-		if rerr := r.writeAt(journalRecord(i, back()), journalOff); rerr != nil {
+		if rerr := r.writeAt(fillJournalRecord(r.record[:], i, back()), journalOff); rerr != nil {
 			return fmt.Errorf("update %s, and roll back failed too (%v), so the change may have been applied: %w", r.path, rerr, err)
 		}
 		// The journal now holds the old page; writing it in place is

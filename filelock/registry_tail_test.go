@@ -44,7 +44,7 @@ func TestFirstSetFrom(t *testing.T) {
 // reported, naming the first such lock, and that bits below it are not.
 func TestCheckPageBeyondCapacity(t *testing.T) {
 	for _, capacity := range []uint32{1, 63, 64, 65, 4096, bitsPerPage - 1, bitsPerPage + 100, 1_000_000} {
-		last := pageCount(capacity) - 1
+		last := pagesFor(capacity) - 1
 		limit := capacity - last*bitsPerPage
 		for _, b := range []uint32{limit, limit + 1, limit + 63, limit + 64, bitsPerPage - 1} {
 			if b >= bitsPerPage {

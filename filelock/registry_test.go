@@ -38,8 +38,8 @@ func checkView(t *testing.T, b []byte, capacity uint32, ids []uint32) {
 	if err := v.verify(); err != nil {
 		t.Fatalf("capacity %d: verify: %v", capacity, err)
 	}
-	if v.capacity != capacity || v.pages != pageCount(capacity) {
-		t.Fatalf("capacity %d pages %d, want %d and %d", v.capacity, v.pages, capacity, pageCount(capacity))
+	if v.capacity != capacity || v.pages != pagesFor(capacity) {
+		t.Fatalf("capacity %d pages %d, want %d and %d", v.capacity, v.pages, capacity, pagesFor(capacity))
 	}
 	got, err := v.allocatedIDs()
 	if err != nil {
@@ -356,7 +356,7 @@ func TestOpenCorrupt(t *testing.T) {
 		{"capacity 0", func(b []byte) []byte { le.PutUint32(b[16:], 0); resealHeader(b); return b }},
 		{"capacity over MaxLocks", func(b []byte) []byte {
 			le.PutUint32(b[16:], MaxLocks+1)
-			le.PutUint32(b[20:], pageCount(MaxLocks+1))
+			le.PutUint32(b[20:], pagesFor(MaxLocks+1))
 			resealHeader(b)
 			return b
 		}},
