@@ -3,13 +3,11 @@ package filelock
 import (
 	"bufio"
 	"bytes"
-	"fmt"
+	"encoding/binary"
 	"io/fs"
 	"os"
 	"path/filepath"
 	"strconv"
-
-	"golang.org/x/sys/unix"
 )
 
 // procLocks is the kernel's table of file locks. Tests point it elsewhere.
@@ -36,7 +34,7 @@ func (m *Manager) heldLocks(capacity uint32) ([]Holder, error) {
 	if err != nil {
 		return nil, err
 	}
-	wantDev := fmt.Sprintf("%02x:%02x:", unix.Major(dirInfo.dev), unix.Minor(dirInfo.dev))
+	wantDev := procLocksDev(dirInfo.dev)
 	byIno := map[uint64][]entry{}
 	sc := bufio.NewScanner(bytes.NewReader(data))
 	for sc.Scan() {
@@ -69,41 +67,46 @@ func (m *Manager) heldLocks(capacity uint32) ([]Holder, error) {
 	var hs []Holder
 	buf := make([]byte, 64<<10)
 	for {
-		n, err := unix.Getdents(fd, buf)
-		if err == unix.EINTR {
-			continue
-		}
+		n, err := getdents(fd, buf)
 		if err != nil {
 			return nil, &fs.PathError{Op: "readdir", Path: locksDir, Err: err}
 		}
 		if n <= 0 {
 			break
 		}
-		for b := buf[:n]; len(b) >= 19; {
-			// struct linux_dirent64: ino u64, off s64, reclen u16,
-			// type u8, NUL-terminated name.
-			ino := le.Uint64(b[0:])
-			reclen := int(le.Uint16(b[16:]))
-			if reclen < 19 || reclen > len(b) {
-				break
-			}
-			name := b[19:reclen]
-			if j := bytes.IndexByte(name, 0); j >= 0 {
-				name = name[:j]
-			}
-			b = b[reclen:]
+		parseDirents(buf[:n], direntOrder, func(ino uint64, name []byte) {
 			es, ok := byIno[ino]
 			if !ok {
-				continue
+				return
 			}
 			id, err := strconv.ParseUint(string(name), 10, 32)
 			if err != nil || id >= uint64(capacity) || string(name) != strconv.FormatUint(id, 10) {
-				continue
+				return
 			}
 			for _, e := range es {
 				hs = append(hs, Holder{ID: uint32(id), PID: e.pid, Exclusive: e.exclusive})
 			}
-		}
+		})
 	}
 	return hs, nil
+}
+
+// parseDirents calls fn with the inode and name of each struct
+// linux_dirent64 in b (ino u64, off s64, reclen u16, type u8, then the
+// NUL-terminated name), whose integers are in byte order order. It stops
+// at a truncated or malformed record.
+func parseDirents(b []byte, order binary.ByteOrder, fn func(ino uint64, name []byte)) {
+	for len(b) >= 19 {
+		ino := order.Uint64(b[0:])
+		reclen := int(order.Uint16(b[16:]))
+		if reclen < 19 || reclen > len(b) {
+			return
+		}
+		name := b[19:reclen]
+		if j := bytes.IndexByte(name, 0); j >= 0 {
+			name = name[:j]
+		}
+		b = b[reclen:]
+		fn(ino, name)
+	}
 }

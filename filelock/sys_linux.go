@@ -1,0 +1,34 @@
+//go:build linux
+
+package filelock
+
+import (
+	"encoding/binary"
+	"fmt"
+
+	"golang.org/x/sys/unix"
+)
+
+// The Linux-only part of the system call seam (see sys_unix.go): what
+// Holders needs to read the locks directory and match /proc/locks.
+
+// getdents reads directory entries of fd into buf as struct
+// linux_dirent64 records, retrying on EINTR. It returns 0 at the end.
+func getdents(fd int, buf []byte) (int, error) {
+	for {
+		n, err := unix.Getdents(fd, buf)
+		if err != unix.EINTR {
+			return n, err
+		}
+	}
+}
+
+// direntOrder is the byte order of struct linux_dirent64: the kernel
+// fills it in the machine's own order, big-endian on s390x and ppc64.
+var direntOrder binary.ByteOrder = binary.NativeEndian
+
+// procLocksDev formats dev as /proc/locks prints it before the inode:
+// "maj:min:", major and minor in hex, at least two digits each.
+func procLocksDev(dev uint64) string {
+	return fmt.Sprintf("%02x:%02x:", unix.Major(dev), unix.Minor(dev))
+}
