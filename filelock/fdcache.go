@@ -1,7 +1,6 @@
 package filelock
 
 import (
-	"errors"
 	"fmt"
 	"io/fs"
 	"path/filepath"
@@ -34,7 +33,6 @@ const fdWait = 2 * time.Millisecond
 func (m *Manager) openFD(st *lockState, wait func() bool) error {
 	c := &m.cache
 	name := strconv.FormatUint(uint64(st.id), 10)
-	denied := 0
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	for {
@@ -44,7 +42,7 @@ func (m *Manager) openFD(st *lockState, wait func() bool) error {
 		if len(c.open) >= c.max {
 			c.evict(len(c.open) - c.max + 1)
 		}
-		fd, err := m.openOrCreateAt(c.locksFD, name, oRDONLY)
+		fd, err := m.openOrCreateAt(c.locksFD, name, lockFileFlags)
 		if err == nil {
 			if err = m.checkLockFile(fd); err == nil {
 				st.fd = fd
@@ -53,15 +51,6 @@ func (m *Manager) openFD(st *lockState, wait func() bool) error {
 				return nil
 			}
 			closeFD(fd)
-		}
-		if m.opts.gid >= 0 && errors.Is(err, fs.ErrPermission) && denied < maxDenied {
-			// In shared mode another member may have just created the
-			// file with O_EXCL and not yet fchmod'ed it to 0660.
-			denied++
-			c.mu.Unlock()
-			time.Sleep(time.Millisecond)
-			c.mu.Lock()
-			continue
 		}
 		if !isTooManyFiles(err) {
 			return &fs.PathError{Op: "open", Path: filepath.Join(m.dir, locksName, name), Err: explainOpenFile(err)}

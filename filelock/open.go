@@ -84,30 +84,23 @@ func open(dir string, mode openMode, numLocks uint32, opts []Option) (*Manager, 
 }
 
 func (m *Manager) setup(mode openMode, numLocks uint32) error {
-	created := false
 	if mode != modeOpen {
 		if err := os.MkdirAll(filepath.Dir(m.dir), 0o755); err != nil {
 			return err
 		}
-		err := mkdirAt(atFDCWD, m.dir, m.dirPerm())
-		if err != nil && !errors.Is(err, fs.ErrExist) {
+		if err := m.makeDir(atFDCWD, m.dir); err != nil {
 			return &fs.PathError{Op: "mkdir", Path: m.dir, Err: err}
 		}
-		created = err == nil
 	}
-	fd, err := openAt(atFDCWD, m.dir, oRDONLY|oDIRECTORY, 0)
+	fd, err := m.openDir(atFDCWD, m.dir)
 	if err != nil {
 		return &fs.PathError{Op: "open", Path: m.dir, Err: explainOpenDir(atFDCWD, m.dir, err)}
 	}
 	m.dirFD = fd
-	if created {
-		if err := m.chmodShared(fd, m.dirPerm()); err != nil {
-			return &fs.PathError{Op: "chmod", Path: m.dir, Err: err}
-		}
-	}
 	if err := m.checkOwnedSettling(fd, true); err != nil {
 		return &fs.PathError{Op: "open", Path: m.dir, Err: err}
 	}
+	m.cleanLeftovers()
 
 	// The master lock file is created once and never replaced, so that
 	// every process always locks the same inode.
@@ -119,7 +112,7 @@ func (m *Manager) setup(mode openMode, numLocks uint32) error {
 			return &fs.PathError{Op: "open", Path: m.reg.path, Err: fs.ErrNotExist}
 		}
 	}
-	fd, err = m.openOrCreateAt(m.dirFD, masterName, oRDONLY)
+	fd, err = m.openOrCreateAt(m.dirFD, masterName, lockFileFlags)
 	if err != nil {
 		return &fs.PathError{Op: "open", Path: masterPath, Err: explainOpenFile(err)}
 	}
@@ -184,8 +177,8 @@ func (m *Manager) checkEmpty() error {
 		return err
 	}
 	for _, name := range names {
-		switch name {
-		case masterName, tmpName, locksName:
+		switch {
+		case name == masterName, name == tmpName, name == locksName, isTempName(name):
 		default:
 			if strings.HasPrefix(name, registryName+".") {
 				// A registry moved aside by hand, as in
@@ -209,21 +202,14 @@ func readDirNames(dir string) ([]string, error) {
 
 func (m *Manager) setupLocksDir() error {
 	path := filepath.Join(m.dir, locksName)
-	err := mkdirAt(m.dirFD, locksName, m.dirPerm())
-	if err != nil && !errors.Is(err, fs.ErrExist) {
+	if err := m.makeDir(m.dirFD, locksName); err != nil {
 		return &fs.PathError{Op: "mkdir", Path: path, Err: err}
 	}
-	created := err == nil
-	fd, err := openAt(m.dirFD, locksName, oRDONLY|oDIRECTORY, 0)
+	fd, err := m.openDir(m.dirFD, locksName)
 	if err != nil {
 		return &fs.PathError{Op: "open", Path: path, Err: explainOpenDir(m.dirFD, locksName, err)}
 	}
 	m.cache.locksFD = fd
-	if created {
-		if err := m.chmodShared(fd, m.dirPerm()); err != nil {
-			return &fs.PathError{Op: "chmod", Path: path, Err: err}
-		}
-	}
 	if err := m.checkOwnedSettling(fd, true); err != nil {
 		return &fs.PathError{Op: "open", Path: path, Err: err}
 	}

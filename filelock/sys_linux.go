@@ -32,3 +32,12 @@ var direntOrder binary.ByteOrder = binary.NativeEndian
 func procLocksDev(dev uint64) string {
 	return fmt.Sprintf("%02x:%02x:", unix.Major(dev), unix.Minor(dev))
 }
+
+// renameNoReplace renames oldname in olddirfd to newname in newdirfd
+// unless newname exists, in which case it fails with EEXIST. A plain
+// rename(2) would replace an empty directory another process may hold
+// open; renameat2(RENAME_NOREPLACE) never replaces anything. Kernels
+// before 3.15, and a few file systems, answer ENOSYS or EINVAL.
+func renameNoReplace(olddirfd int, oldname string, newdirfd int, newname string) error {
+	return unix.Renameat2(olddirfd, oldname, newdirfd, newname, unix.RENAME_NOREPLACE)
+}

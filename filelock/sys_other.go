@@ -2,7 +2,10 @@
 
 package filelock
 
-import "errors"
+import (
+	"errors"
+	"time"
+)
 
 // On systems without flock(2), Create, Open and OpenOrCreate fail with an
 // error matching errors.ErrUnsupported, and nothing below is reached.
@@ -52,3 +55,19 @@ func closeFD(fd int) error                              { return errors.ErrUnsup
 func geteuid() int                                      { return -1 }
 func mmapRead(fd int, size int) ([]byte, error)         { return nil, errors.ErrUnsupported }
 func munmap(b []byte) error                             { return errors.ErrUnsupported }
+
+const oRDWR = 2
+
+func linkAt(olddirfd int, oldname string, newdirfd int, newname string) error {
+	return errors.ErrUnsupported
+}
+func unlinkAt(dirfd int, name string) error { return errors.ErrUnsupported }
+func rmdirAt(dirfd int, name string) error  { return errors.ErrUnsupported }
+func ctimeAt(dirfd int, name string) (time.Time, bool, error) {
+	return time.Time{}, false, errors.ErrUnsupported
+}
+func isLinkUnsupported(err error) bool      { return false }
+func isNoReplaceUnsupported(err error) bool { return false }
+func renameNoReplace(olddirfd int, oldname string, newdirfd int, newname string) error {
+	return errors.ErrUnsupported
+}
