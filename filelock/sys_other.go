@@ -71,3 +71,4 @@ func isNoReplaceUnsupported(err error) bool { return false }
 func renameNoReplace(olddirfd int, oldname string, newdirfd int, newname string) error {
 	return errors.ErrUnsupported
 }
+func statFollow(path string) (fileInfo, error) { return fileInfo{}, errors.ErrUnsupported }

@@ -187,3 +187,13 @@ func isLinkUnsupported(err error) bool {
 func isNoReplaceUnsupported(err error) bool {
 	return err == unix.ENOSYS || err == unix.EINVAL || err == unix.EOPNOTSUPP
 }
+
+// statFollow stats path, following symlinks: for /proc/PID/fd/N, the open
+// file itself.
+func statFollow(path string) (fileInfo, error) {
+	var st unix.Stat_t
+	if err := unix.Stat(path, &st); err != nil {
+		return fileInfo{}, err
+	}
+	return toFileInfo(&st), nil
+}
