@@ -59,6 +59,7 @@ lint:
 	GOOS=darwin $(GO) vet $(PKGS)
 	GOOS=freebsd $(GO) vet $(PKGS)
 	GOOS=windows $(GO) vet $(PKGS)
+	for arch in s390x ppc64; do GOOS=linux GOARCH=$$arch $(GO) vet $(PKGS) || exit 1; done
 
 # Each fuzz target for FUZZTIME; the seed corpora run in `make test`.
 # Minimizing each new interesting input, which is tens of kilobytes like a

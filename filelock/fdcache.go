@@ -1,7 +1,6 @@
 package filelock
 
 import (
-	"errors"
 	"fmt"
 	"io/fs"
 	"path/filepath"
@@ -111,7 +110,6 @@ func (c *fdCache) sweep() {
 func (m *Manager) openFD(st *lockState, wait func() bool) error {
 	c := &m.cache
 	name := strconv.FormatUint(uint64(st.id), 10)
-	denied := 0
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	for {
@@ -128,15 +126,6 @@ func (m *Manager) openFD(st *lockState, wait func() bool) error {
 		if err == nil {
 			c.add(st, fd)
 			return nil
-		}
-		if m.opts.gid >= 0 && errors.Is(err, fs.ErrPermission) && denied < maxDenied {
-			// In shared mode another member may have just created the
-			// file with O_EXCL and not yet fchmod'ed it to 0660.
-			denied++
-			c.mu.Unlock()
-			time.Sleep(time.Millisecond)
-			c.mu.Lock()
-			continue
 		}
 		if !isTooManyFiles(err) {
 			return &fs.PathError{Op: "open", Path: filepath.Join(m.dir, locksName, name), Err: explainOpenFile(err)}
@@ -163,7 +152,7 @@ func (m *Manager) openFD(st *lockState, wait func() bool) error {
 // (and root) can create entries, so the check would cost a system call per
 // first Lock of an ID and protect against nothing; see docs/design.md.
 func (m *Manager) openLockFile(locksFD int, name string) (int, error) {
-	fd, err := m.openOrCreateAt(locksFD, name, oRDONLY)
+	fd, err := m.openOrCreateAt(locksFD, name, lockFileFlags)
 	if err != nil || m.opts.gid < 0 {
 		return fd, err
 	}

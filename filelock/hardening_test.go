@@ -68,6 +68,13 @@ func TestHardeningChild(t *testing.T) {
 		r = childTwoManagers(a)
 	case "listfd":
 		r = childListFD()
+	case "member":
+		var a memberArgs
+		if err := json.Unmarshal([]byte(os.Getenv(hardenChildEnv+"_ARGS")), &a); err != nil {
+			t.Fatal(err)
+		}
+		json.NewEncoder(os.Stdout).Encode(childMember(a))
+		return
 	default:
 		t.Fatalf("unknown role %q", role)
 	}

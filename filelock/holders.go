@@ -5,7 +5,8 @@ import (
 	"slices"
 )
 
-// Holder is a process holding a lock, as the kernel reports it.
+// Holder is a process holding a lock (or, from Waiters, waiting for one),
+// as the kernel reports it.
 type Holder struct {
 	ID        uint32 // the lock's ID
 	PID       int    // the process that took the lock; 0 if it is in another PID namespace
@@ -44,6 +45,38 @@ func (m *Manager) Holders() ([]Holder, error) {
 		return cmp.Or(cmp.Compare(a.ID, b.ID), cmp.Compare(a.PID, b.PID))
 	})
 	return hs, nil
+}
+
+// Waiters returns every process blocked in flock(2) waiting for a lock of
+// this directory whose ID is below the capacity, ordered by ID and PID,
+// with Exclusive saying what it asked for. A Lock, LockContext or
+// `lockdir lock` that waits in the kernel shows here, as does flock(1)
+// without -n; one that polls with LOCK_NB does not. Like Holders, it takes
+// no lock, reads /proc/locks, and elsewhere fails with an error matching
+// errors.ErrUnsupported.
+func (m *Manager) Waiters() ([]Holder, error) {
+	var (
+		alloc []uint32
+		ws    []Holder
+	)
+	err := m.withRegistry(false, func(v *view) error {
+		var err error
+		if alloc, err = v.allocatedIDs(); err != nil {
+			return wrapPath(err, m.reg.path)
+		}
+		ws, err = m.waitingLocks(v.capacity)
+		return err
+	})
+	if err != nil {
+		return nil, err
+	}
+	for i := range ws {
+		_, ws[i].Allocated = slices.BinarySearch(alloc, ws[i].ID)
+	}
+	slices.SortFunc(ws, func(a, b Holder) int {
+		return cmp.Or(cmp.Compare(a.ID, b.ID), cmp.Compare(a.PID, b.PID))
+	})
+	return ws, nil
 }
 
 // LocksHeld returns the IDs of the allocated locks that some process holds

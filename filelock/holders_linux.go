@@ -3,46 +3,46 @@ package filelock
 import (
 	"bufio"
 	"bytes"
-	"fmt"
+	"encoding/binary"
 	"io/fs"
 	"os"
 	"path/filepath"
 	"strconv"
-
-	"golang.org/x/sys/unix"
 )
 
 // procLocks is the kernel's table of file locks. Tests point it elsewhere.
 var procLocks = "/proc/locks"
 
-// heldLocks matches the FLOCK entries of /proc/locks against the inodes of
-// the lock files, which it reads from the locks directory without stat'ing
-// each file.
+// procLock is one FLOCK entry of /proc/locks.
+type procLock struct {
+	ino       uint64
+	pid       int
+	exclusive bool
+	waiting   bool // a process blocked in flock(2), not a holder
+}
+
+// readProcLocks returns the FLOCK entries of /proc/locks on the device
+// dev, holders and waiters alike.
 //
 // /proc/locks names a file by device and inode. Devices are matched too,
 // except that btrfs and overlayfs report a device number in stat(2) that
 // differs from the one in /proc/locks; see docs/design.md.
-func (m *Manager) heldLocks(capacity uint32) ([]Holder, error) {
-	type entry struct {
-		pid       int
-		exclusive bool
-	}
-	locksDir := filepath.Join(m.dir, locksName)
-	dirInfo, err := lstatAt(m.dirFD, locksName)
-	if err != nil {
-		return nil, &fs.PathError{Op: "stat", Path: locksDir, Err: err}
-	}
+func readProcLocks(dev uint64) ([]procLock, error) {
 	data, err := os.ReadFile(procLocks)
 	if err != nil {
 		return nil, err
 	}
-	wantDev := fmt.Sprintf("%02x:%02x:", unix.Major(dirInfo.dev), unix.Minor(dirInfo.dev))
-	byIno := map[uint64][]entry{}
+	wantDev := procLocksDev(dev)
+	var ls []procLock
 	sc := bufio.NewScanner(bytes.NewReader(data))
 	for sc.Scan() {
-		// "1: FLOCK  ADVISORY  WRITE 1234 00:1a:5678 0 EOF"; waiters
-		// have "->" after the number and are skipped.
+		// "1: FLOCK  ADVISORY  WRITE 1234 00:1a:5678 0 EOF"; a waiter
+		// has "->" after the number: "1: -> FLOCK  ADVISORY  WRITE ...".
 		f := bytes.Fields(sc.Bytes())
+		waiting := len(f) > 1 && string(f[1]) == "->"
+		if waiting {
+			f = f[1:]
+		}
 		if len(f) < 6 || string(f[1]) != "FLOCK" {
 			continue
 		}
@@ -56,54 +56,101 @@ func (m *Manager) heldLocks(capacity uint32) ([]Holder, error) {
 			continue
 		}
 		pid, _ := strconv.Atoi(string(f[4]))
-		byIno[n] = append(byIno[n], entry{pid: pid, exclusive: string(f[3]) == "WRITE"})
+		ls = append(ls, procLock{ino: n, pid: pid, exclusive: string(f[3]) == "WRITE", waiting: waiting})
 	}
-	if len(byIno) == 0 {
-		return nil, nil
+	return ls, nil
+}
+
+// lockTable matches the FLOCK entries of /proc/locks against the inodes of
+// the lock files, which it reads from the locks directory without stat'ing
+// each file. It returns the holders and the waiters of IDs below capacity.
+func (m *Manager) lockTable(capacity uint32) (holders, waiters []Holder, err error) {
+	locksDir := filepath.Join(m.dir, locksName)
+	dirInfo, err := lstatAt(m.dirFD, locksName)
+	if err != nil {
+		return nil, nil, &fs.PathError{Op: "stat", Path: locksDir, Err: err}
 	}
+	ls, err := readProcLocks(dirInfo.dev)
+	if err != nil {
+		return nil, nil, err
+	}
+	if len(ls) == 0 {
+		return nil, nil, nil
+	}
+	byIno := map[uint64][]procLock{}
+	for _, l := range ls {
+		byIno[l.ino] = append(byIno[l.ino], l)
+	}
+	err = m.readLocksDir(func(ino uint64, name []byte) {
+		es, ok := byIno[ino]
+		if !ok {
+			return
+		}
+		id, err := strconv.ParseUint(string(name), 10, 32)
+		if err != nil || id >= uint64(capacity) || string(name) != strconv.FormatUint(id, 10) {
+			return
+		}
+		for _, e := range es {
+			h := Holder{ID: uint32(id), PID: e.pid, Exclusive: e.exclusive}
+			if e.waiting {
+				waiters = append(waiters, h)
+			} else {
+				holders = append(holders, h)
+			}
+		}
+	})
+	return holders, waiters, err
+}
+
+// heldLocks returns the holders of IDs below capacity; see lockTable.
+func (m *Manager) heldLocks(capacity uint32) ([]Holder, error) {
+	hs, _, err := m.lockTable(capacity)
+	return hs, err
+}
+
+// waitingLocks returns the waiters of IDs below capacity; see lockTable.
+func (m *Manager) waitingLocks(capacity uint32) ([]Holder, error) {
+	_, ws, err := m.lockTable(capacity)
+	return ws, err
+}
+
+// readLocksDir calls fn with the inode and name of every entry of locks/.
+func (m *Manager) readLocksDir(fn func(ino uint64, name []byte)) error {
+	locksDir := filepath.Join(m.dir, locksName)
 	fd, err := openAt(m.dirFD, locksName, oRDONLY|oDIRECTORY, 0)
 	if err != nil {
-		return nil, &fs.PathError{Op: "open", Path: locksDir, Err: err}
+		return &fs.PathError{Op: "open", Path: locksDir, Err: err}
 	}
 	defer closeFD(fd)
-	var hs []Holder
 	buf := make([]byte, 64<<10)
 	for {
-		n, err := unix.Getdents(fd, buf)
-		if err == unix.EINTR {
-			continue
-		}
+		n, err := getdents(fd, buf)
 		if err != nil {
-			return nil, &fs.PathError{Op: "readdir", Path: locksDir, Err: err}
+			return &fs.PathError{Op: "readdir", Path: locksDir, Err: err}
 		}
 		if n <= 0 {
-			break
+			return nil
 		}
-		for b := buf[:n]; len(b) >= 19; {
-			// struct linux_dirent64: ino u64, off s64, reclen u16,
-			// type u8, NUL-terminated name.
-			ino := le.Uint64(b[0:])
-			reclen := int(le.Uint16(b[16:]))
-			if reclen < 19 || reclen > len(b) {
-				break
-			}
-			name := b[19:reclen]
-			if j := bytes.IndexByte(name, 0); j >= 0 {
-				name = name[:j]
-			}
-			b = b[reclen:]
-			es, ok := byIno[ino]
-			if !ok {
-				continue
-			}
-			id, err := strconv.ParseUint(string(name), 10, 32)
-			if err != nil || id >= uint64(capacity) || string(name) != strconv.FormatUint(id, 10) {
-				continue
-			}
-			for _, e := range es {
-				hs = append(hs, Holder{ID: uint32(id), PID: e.pid, Exclusive: e.exclusive})
-			}
-		}
+		parseDirents(buf[:n], direntOrder, fn)
 	}
-	return hs, nil
+}
+
+// parseDirents calls fn with the inode and name of each struct
+// linux_dirent64 in b (ino u64, off s64, reclen u16, type u8, then the
+// NUL-terminated name), whose integers are in byte order order. It stops
+// at a truncated or malformed record.
+func parseDirents(b []byte, order binary.ByteOrder, fn func(ino uint64, name []byte)) {
+	for len(b) >= 19 {
+		ino := order.Uint64(b[0:])
+		reclen := int(order.Uint16(b[16:]))
+		if reclen < 19 || reclen > len(b) {
+			return
+		}
+		name := b[19:reclen]
+		if j := bytes.IndexByte(name, 0); j >= 0 {
+			name = name[:j]
+		}
+		b = b[reclen:]
+		fn(ino, name)
+	}
 }

@@ -13,3 +13,7 @@ import (
 func (m *Manager) heldLocks(capacity uint32) ([]Holder, error) {
 	return nil, fmt.Errorf("list lock holders on %s: %w", runtime.GOOS, errors.ErrUnsupported)
 }
+
+func (m *Manager) waitingLocks(capacity uint32) ([]Holder, error) {
+	return nil, fmt.Errorf("list lock waiters on %s: %w", runtime.GOOS, errors.ErrUnsupported)
+}

@@ -291,7 +291,7 @@ func (m *Manager) LockFile(id uint32) (string, error) {
 	if c.locksFD < 0 {
 		return "", fmt.Errorf("lock %d in %s: %w", id, m.dir, lock.ErrClosed)
 	}
-	fd, err := m.openOrCreateAt(c.locksFD, strconv.FormatUint(uint64(id), 10), oRDONLY)
+	fd, err := m.openOrCreateAt(c.locksFD, strconv.FormatUint(uint64(id), 10), lockFileFlags)
 	if err != nil {
 		return "", &fs.PathError{Op: "open", Path: path, Err: explainOpenFile(err)}
 	}

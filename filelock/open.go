@@ -85,30 +85,23 @@ func open(dir string, mode openMode, numLocks uint32, opts []Option) (*Manager, 
 }
 
 func (m *Manager) setup(mode openMode, numLocks uint32) error {
-	created := false
 	if mode != modeOpen {
 		if err := os.MkdirAll(filepath.Dir(m.dir), 0o755); err != nil {
 			return err
 		}
-		err := mkdirAt(atFDCWD, m.dir, m.dirPerm())
-		if err != nil && !errors.Is(err, fs.ErrExist) {
+		if err := m.makeDir(atFDCWD, m.dir); err != nil {
 			return &fs.PathError{Op: "mkdir", Path: m.dir, Err: err}
 		}
-		created = err == nil
 	}
-	fd, err := openAt(atFDCWD, m.dir, oRDONLY|oDIRECTORY, 0)
+	fd, err := m.openDir(atFDCWD, m.dir)
 	if err != nil {
 		return &fs.PathError{Op: "open", Path: m.dir, Err: explainOpenDir(atFDCWD, m.dir, err)}
 	}
 	m.dirFD = fd
-	if created {
-		if err := m.chmodShared(fd, m.dirPerm()); err != nil {
-			return &fs.PathError{Op: "chmod", Path: m.dir, Err: err}
-		}
-	}
 	if err := m.checkOwnedSettling(fd, true); err != nil {
 		return &fs.PathError{Op: "open", Path: m.dir, Err: err}
 	}
+	m.cleanLeftovers()
 
 	// Decide whether this directory may be opened or made a lock directory
 	// before writing anything to it, so that a refused directory is left
@@ -128,7 +121,7 @@ func (m *Manager) setup(mode openMode, numLocks uint32) error {
 	// new lock directory gets; Open creates it too if the registry exists,
 	// since a registry is useless without it.
 	masterPath := filepath.Join(m.dir, masterName)
-	fd, err = m.openOrCreateAt(m.dirFD, masterName, oRDONLY)
+	fd, err = m.openOrCreateAt(m.dirFD, masterName, lockFileFlags)
 	if err != nil {
 		return &fs.PathError{Op: "open", Path: masterPath, Err: explainOpenFile(err)}
 	}
@@ -248,6 +241,11 @@ func (m *Manager) checkEmpty() error {
 			// registry: made by a concurrent OpenOrCreate since the
 			// caller looked; the check under the master lock finds it.
 		default:
+			if isTempName(name) {
+				// A creator's temporary, published or left by a
+				// crash (publish.go).
+				continue
+			}
 			if strings.HasPrefix(name, registryName+".") {
 				// A registry moved aside by hand, as in
 				// "mv registry registry.bak; lockdir init".
@@ -274,22 +272,15 @@ func readDirNames(dirfd int, path string) ([]string, error) {
 
 func (m *Manager) setupLocksDir() error {
 	path := filepath.Join(m.dir, locksName)
-	err := mkdirAt(m.dirFD, locksName, m.dirPerm())
-	if err != nil && !errors.Is(err, fs.ErrExist) {
+	if err := m.makeDir(m.dirFD, locksName); err != nil {
 		return &fs.PathError{Op: "mkdir", Path: path, Err: err}
 	}
-	created := err == nil
-	fd, err := openAt(m.dirFD, locksName, oRDONLY|oDIRECTORY, 0)
+	fd, err := m.openDir(m.dirFD, locksName)
 	if err != nil {
 		return &fs.PathError{Op: "open", Path: path, Err: explainOpenDir(m.dirFD, locksName, err)}
 	}
 	m.cache.locksFD = fd
 	registerCache(&m.cache)
-	if created {
-		if err := m.chmodShared(fd, m.dirPerm()); err != nil {
-			return &fs.PathError{Op: "chmod", Path: path, Err: err}
-		}
-	}
 	if err := m.checkOwnedSettling(fd, true); err != nil {
 		return &fs.PathError{Op: "open", Path: path, Err: err}
 	}

@@ -4,8 +4,16 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"path/filepath"
+	"strings"
 	"time"
 )
+
+// lockFileFlags is how lock files and registry.lock are opened: for
+// reading and writing, although lockdir never writes them, because NFSv4
+// refuses an exclusive flock on a descriptor not open for writing (EBADF;
+// see docs/design.md). openAt adds O_NOFOLLOW, O_CLOEXEC and O_NONBLOCK.
+const lockFileFlags = oRDWR
 
 func (m *Manager) dirPerm() uint32 {
 	if m.opts.gid >= 0 {
@@ -21,28 +29,88 @@ func (m *Manager) filePerm() fs.FileMode {
 	return 0o600
 }
 
+// isTempName reports whether name, a directory entry of a lock directory
+// or of its parent, is a temporary name of publish.go: a file or
+// directory being created, or left behind by a creator that was killed.
+// Code that lists a lock directory must skip such names.
+func isTempName(name string) bool { return strings.HasPrefix(name, tmpPrefix) }
+
 // openOrCreateAt opens name in the directory dirfd with flags, creating it
 // first if it does not exist. A file it creates gets the manager's file mode
-// exactly, whatever the umask, and in shared mode its group.
+// exactly, whatever the umask, and in shared mode its group, before any
+// other member can see it (publishFileAt).
+//
+// Opening an existing file is one openat in either mode.
 func (m *Manager) openOrCreateAt(dirfd int, name string, flags int) (int, error) {
-	for {
-		fd, err := openAt(dirfd, name, flags, 0)
-		if !errors.Is(err, fs.ErrNotExist) {
-			return fd, err
-		}
-		fd, err = openAt(dirfd, name, flags|oCREAT|oEXCL, uint32(m.filePerm()))
-		if errors.Is(err, fs.ErrExist) {
-			continue // created by someone else since; open theirs
-		}
-		if err != nil {
-			return fd, err
-		}
-		if err := m.chmodShared(fd, uint32(m.filePerm())); err != nil {
-			closeFD(fd)
-			return -1, err
-		}
+	fd, err := openAt(dirfd, name, flags, 0)
+	switch {
+	case err == nil:
 		return fd, nil
+	case errors.Is(err, fs.ErrNotExist) && m.opts.gid < 0:
+		fd, err = m.createInPlaceAt(dirfd, name, flags)
+	case errors.Is(err, fs.ErrNotExist):
+		fd, err = m.publishFileAt(dirfd, name, flags)
 	}
+	if errors.Is(err, fs.ErrPermission) && m.opts.gid >= 0 {
+		// Only a member without hard links (createInPlaceAt) leaves a
+		// file that others cannot open yet.
+		err = m.settle(func() error {
+			fd, err = openAt(dirfd, name, flags, 0)
+			return err
+		})
+	}
+	if errors.Is(err, fs.ErrPermission) {
+		err = m.explainDenied(dirfd, name, err)
+	}
+	return fd, err
+}
+
+// explainDenied turns EACCES from opening name for writing into the
+// reason checkOwned gives, when it can open it for reading: "owned by uid
+// 0 ..." says more than "permission denied".
+func (m *Manager) explainDenied(dirfd int, name string, err error) error {
+	fd, rerr := openAt(dirfd, name, oRDONLY, 0)
+	if rerr != nil {
+		return err
+	}
+	defer closeFD(fd)
+	if cerr := m.checkOwned(fd, false); cerr != nil {
+		return cerr
+	}
+	return err
+}
+
+// makeDir makes the directory path (relative to dirfd) with the manager's
+// mode and in shared mode its group, unless it exists.
+func (m *Manager) makeDir(dirfd int, path string) error {
+	if m.opts.gid < 0 {
+		return m.mkdirInPlaceAt(dirfd, path)
+	}
+	if _, err := lstatAt(dirfd, path); !errors.Is(err, fs.ErrNotExist) {
+		return nil // the open that follows reports any other error
+	}
+	err := m.publishDirAt(dirfd, path)
+	// Leftovers of earlier creators killed mid-way, next to it.
+	dir, name := filepath.Split(path)
+	if dir == "" {
+		dir = "."
+	}
+	cleanTemps(dirfd, dir, tmpPrefix+name+".")
+	return err
+}
+
+// openDir opens the directory path (relative to dirfd), which in shared
+// mode another member may be making in place this instant (mkdirInPlaceAt,
+// where renameat2 is missing).
+func (m *Manager) openDir(dirfd int, path string) (int, error) {
+	fd, err := openAt(dirfd, path, oRDONLY|oDIRECTORY, 0)
+	if err != nil && errors.Is(err, fs.ErrPermission) {
+		err = m.settle(func() error {
+			fd, err = openAt(dirfd, path, oRDONLY|oDIRECTORY, 0)
+			return err
+		})
+	}
+	return fd, err
 }
 
 // chmodShared gives a file this manager created its exact mode, whatever
@@ -56,17 +124,27 @@ func (m *Manager) chmodShared(fd int, perm uint32) error {
 	return fchmod(fd, perm)
 }
 
-// checkOwnedSettling is checkOwned for a directory another member of the
-// shared group may have created a moment ago: until its creator's fchown
-// and fchmod, it has the creator's primary group and mode. In shared mode a
-// refusal is retried for up to 100 ms before it stands.
-func (m *Manager) checkOwnedSettling(fd int, wantDir bool) error {
-	err := m.checkOwned(fd, wantDir)
+// maxDenied is how many times settle retries, a millisecond apart.
+const maxDenied = 100
+
+// settle retries op while it fails with a permission error, for up to
+// 100 ms, in shared mode. It covers the one window publish.go cannot close:
+// where the file system has no hard links or no RENAME_NOREPLACE, another
+// member makes a file or directory in place, and until its fchown and
+// fchmod it has that member's umask and primary group.
+func (m *Manager) settle(op func() error) error {
+	err := op()
 	for i := 0; err != nil && m.opts.gid >= 0 && errors.Is(err, fs.ErrPermission) && i < maxDenied; i++ {
 		time.Sleep(time.Millisecond)
-		err = m.checkOwned(fd, wantDir)
+		err = op()
 	}
 	return err
+}
+
+// checkOwnedSettling is checkOwned for a file or directory that another
+// member of the shared group may be making in place (see settle).
+func (m *Manager) checkOwnedSettling(fd int, wantDir bool) error {
+	return m.settle(func() error { return m.checkOwned(fd, wantDir) })
 }
 
 // errUnsafe wraps fs.ErrPermission for files filelock refuses to trust.
@@ -102,10 +180,6 @@ func (m *Manager) checkOwned(fd int, wantDir bool) error {
 	return nil
 }
 
-// maxDenied is how many times openFD retries EACCES in shared mode, a
-// millisecond apart.
-const maxDenied = 100
-
 // checkLockFile refuses a lock file that is not a regular file: a FIFO,
 // device or directory planted in its place.
 func (m *Manager) checkLockFile(fd int) error {
@@ -117,4 +191,13 @@ func (m *Manager) checkLockFile(fd int) error {
 		return fmt.Errorf("lock file is not a regular file (type %#o)", fi.typ)
 	}
 	return nil
+}
+
+// cleanLeftovers removes, in shared mode, the temporary files and
+// directories that members killed while creating left in the lock
+// directory. In private mode there are none: nothing is published.
+func (m *Manager) cleanLeftovers() {
+	if m.opts.gid >= 0 {
+		cleanTemps(m.dirFD, ".", tmpPrefix)
+	}
 }

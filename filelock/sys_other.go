@@ -2,7 +2,10 @@
 
 package filelock
 
-import "errors"
+import (
+	"errors"
+	"time"
+)
 
 // On systems without flock(2), Create, Open and OpenOrCreate fail with an
 // error matching errors.ErrUnsupported, and nothing below is reached.
@@ -63,3 +66,16 @@ func rmdirAt(dirfd int, name string) error                        { return error
 func unlinkAt(dirfd int, name string) error                       { return errors.ErrUnsupported }
 func fsync(fd int) error                                          { return errors.ErrUnsupported }
 func pwrite(fd int, b []byte, off int64) (int, error)             { return 0, errors.ErrUnsupported }
+
+func linkAt(olddirfd int, oldname string, newdirfd int, newname string) error {
+	return errors.ErrUnsupported
+}
+func ctimeAt(dirfd int, name string) (time.Time, bool, error) {
+	return time.Time{}, false, errors.ErrUnsupported
+}
+func isLinkUnsupported(err error) bool      { return false }
+func isNoReplaceUnsupported(err error) bool { return false }
+func renameNoReplace(olddirfd int, oldname string, newdirfd int, newname string) error {
+	return errors.ErrUnsupported
+}
+func statFollow(path string) (fileInfo, error) { return fileInfo{}, errors.ErrUnsupported }

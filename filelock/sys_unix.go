@@ -2,7 +2,11 @@
 
 package filelock
 
-import "golang.org/x/sys/unix"
+import (
+	"time"
+
+	"golang.org/x/sys/unix"
+)
 
 // This file holds every system call filelock makes. The registry's I/O
 // reaches its calls through dirFS (dirfs.go), so that tests can inject
@@ -218,3 +222,46 @@ const (
 	oRDWR   = unix.O_RDWR
 	oWRONLY = unix.O_WRONLY
 )
+
+// What publish.go needs to put a file or directory in place under its
+// final mode and group in one step.
+
+// linkAt gives the file oldname in olddirfd a second name, newname in
+// newdirfd, failing with EEXIST if newname exists. It never follows a
+// symlink at oldname.
+func linkAt(olddirfd int, oldname string, newdirfd int, newname string) error {
+	return unix.Linkat(olddirfd, oldname, newdirfd, newname, 0)
+}
+
+// ctimeAt returns the status-change time of name in dirfd, not following
+// a final symlink, and whether it is a directory.
+func ctimeAt(dirfd int, name string) (ctime time.Time, isDir bool, err error) {
+	var st unix.Stat_t
+	if err := unix.Fstatat(dirfd, name, &st, unix.AT_SYMLINK_NOFOLLOW); err != nil {
+		return time.Time{}, false, err
+	}
+	return time.Unix(st.Ctim.Unix()), st.Mode&unix.S_IFMT == unix.S_IFDIR, nil
+}
+
+// isLinkUnsupported reports whether err is linkat(2) saying that the file
+// system has no hard links (or not between these two directories), as
+// opposed to a name that is taken or gone.
+func isLinkUnsupported(err error) bool {
+	return err == unix.EPERM || err == unix.EOPNOTSUPP || err == unix.ENOTSUP || err == unix.EXDEV || err == unix.ENOSYS
+}
+
+// isNoReplaceUnsupported reports whether err is renameNoReplace saying
+// that the kernel or the file system cannot rename without replacing.
+func isNoReplaceUnsupported(err error) bool {
+	return err == unix.ENOSYS || err == unix.EINVAL || err == unix.EOPNOTSUPP
+}
+
+// statFollow stats path, following symlinks: for /proc/PID/fd/N, the open
+// file itself.
+func statFollow(path string) (fileInfo, error) {
+	var st unix.Stat_t
+	if err := unix.Stat(path, &st); err != nil {
+		return fileInfo{}, err
+	}
+	return toFileInfo(&st), nil
+}

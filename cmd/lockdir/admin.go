@@ -44,6 +44,7 @@ it with the default capacity when it is missing.`,
 			if err == nil {
 				defer m.Close()
 				fmt.Fprintf(stdout, "created %s with %d locks\n", dir, *n)
+				fmt.Fprintf(stdout, "protect it from cleaners: put \"x %s\" in /etc/tmpfiles.d/lockdir.conf (contrib/tmpfiles.d/lockdir.conf covers the default places)\n", dir)
 				return nil
 			}
 			if !errors.Is(err, fs.ErrExist) {

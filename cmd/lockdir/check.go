@@ -78,6 +78,9 @@ type checkResult struct {
 	Counter           uint64   `json:"counter"`
 	Violations        uint64   `json:"violations"`
 	OK                bool     `json:"ok"`
+	// Unlinked lists lock files and registry.lock deleted while in use
+	// (see status); empty where that cannot be seen.
+	Unlinked []unlinkedJSON `json:"unlinked"`
 }
 
 func runCheck(g *globals, procs int, d time.Duration, asJSON bool) (err error) {
@@ -94,6 +97,12 @@ func runCheck(g *globals, procs int, d time.Duration, asJSON bool) (err error) {
 	res.Filesystem, res.FilesystemWarning = filesystemInfo(m.Dir())
 	if res.FilesystemWarning != "" {
 		fmt.Fprintf(stderr, "lockdir: warning: %s\n", res.FilesystemWarning)
+	}
+	if res.Unlinked, err = unlinkedInUse(m); err != nil {
+		return err
+	}
+	for _, u := range res.Unlinked {
+		fmt.Fprintf(stderr, "lockdir: warning: %s\n", unlinkedWarning(u))
 	}
 
 	l, err := m.AllocateLock()

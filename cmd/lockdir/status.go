@@ -1,15 +1,20 @@
 package main
 
 import (
+	"bytes"
+	"cmp"
 	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
 	"os"
+	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
 	"text/tabwriter"
+
+	"github.com/lockdir/lockdir/filelock"
 )
 
 var statusCmd = &command{
@@ -19,8 +24,11 @@ var statusCmd = &command{
 	help: `Shows the directory's capacity and how many locks are allocated and free,
 then, for every allocated lock and every lock some process holds (or for
 the given IDs), whether it is held, and by which process: its PID and
-command name (/proc/PID/comm). status never takes a lock: holders are read
-from /proc/locks. --json prints a stable schema, see docs/cli.md.`,
+command name (/proc/PID/comm), and the commands it runs (for lockdir lock,
+the wrapped command); then the processes waiting for it. It warns about a
+lock file or registry.lock deleted while in use. status never takes a
+lock: holders and waiters are read from /proc/locks. --json prints a
+stable schema, see docs/cli.md.`,
 	setup: func(fl *flag.FlagSet, g *globals) func([]string) error {
 		asJSON := fl.Bool("json", false, "print JSON (schema in docs/cli.md)")
 		return func(args []string) error {
@@ -55,6 +63,18 @@ type statusJSON struct {
 	// Linux): every lock then reads as not held.
 	HoldersKnown bool         `json:"holders_known"`
 	Locks        []lockStatus `json:"locks"`
+	// Unlinked lists lock files and registry.lock deleted while a
+	// process holds or waits for them; empty where holders are unknown.
+	Unlinked []unlinkedJSON `json:"unlinked"`
+}
+
+// unlinkedJSON is a deleted lock file or registry.lock still in use.
+type unlinkedJSON struct {
+	Path      string `json:"path"`
+	PID       int    `json:"pid"`
+	Command   string `json:"command"`
+	Waiting   bool   `json:"waiting"`
+	Exclusive bool   `json:"exclusive"`
 }
 
 type lockStatus struct {
@@ -62,12 +82,22 @@ type lockStatus struct {
 	Allocated bool         `json:"allocated"`
 	Held      bool         `json:"held"`
 	Holders   []holderJSON `json:"holders"`
+	Waiters   []holderJSON `json:"waiters"` // blocked in flock(2), in PID order
 }
 
 type holderJSON struct {
 	PID       int    `json:"pid"`     // 0 if unknown (another PID namespace)
 	Command   string `json:"command"` // /proc/PID/comm, "" if unknown
 	Exclusive bool   `json:"exclusive"`
+	// Children are the holder's child processes, such as the command
+	// that lockdir lock runs: they hold the lock with it. Empty for
+	// waiters.
+	Children []procJSON `json:"children"`
+}
+
+type procJSON struct {
+	PID     int    `json:"pid"`
+	Command string `json:"command"`
 }
 
 func getStatus(g *globals, ids []uint32) (*statusJSON, error) {
@@ -91,6 +121,16 @@ func getStatus(g *globals, ids []uint32) (*statusJSON, error) {
 	} else if err != nil {
 		return nil, fmt.Errorf("finding lock holders: %w", err)
 	}
+	var waiters []filelock.Holder
+	if holdersKnown {
+		if waiters, err = m.Waiters(); err != nil {
+			return nil, fmt.Errorf("finding lock waiters: %w", err)
+		}
+	}
+	unlinked, err := unlinkedInUse(m)
+	if err != nil {
+		return nil, err
+	}
 	st := &statusJSON{
 		Version:      1,
 		Dir:          m.Dir(),
@@ -99,11 +139,12 @@ func getStatus(g *globals, ids []uint32) (*statusJSON, error) {
 		Free:         max(0, int(capacity)-len(allocated)),
 		HoldersKnown: holdersKnown,
 		Locks:        []lockStatus{},
+		Unlinked:     unlinked,
 	}
 	show := ids
 	if len(show) == 0 {
 		show = slices.Clone(allocated)
-		for _, h := range holders {
+		for _, h := range slices.Concat(holders, waiters) {
 			show = append(show, h.ID)
 		}
 	}
@@ -111,11 +152,16 @@ func getStatus(g *globals, ids []uint32) (*statusJSON, error) {
 	show = slices.Compact(show)
 	for _, id := range show {
 		_, isAlloc := slices.BinarySearch(allocated, id)
-		ls := lockStatus{ID: id, Allocated: isAlloc, Holders: []holderJSON{}}
+		ls := lockStatus{ID: id, Allocated: isAlloc, Holders: []holderJSON{}, Waiters: []holderJSON{}}
 		for _, h := range holders {
 			if h.ID == id {
 				ls.Held = true
-				ls.Holders = append(ls.Holders, holderJSON{PID: h.PID, Command: procComm(h.PID), Exclusive: h.Exclusive})
+				ls.Holders = append(ls.Holders, holderJSON{PID: h.PID, Command: procComm(h.PID), Exclusive: h.Exclusive, Children: procChildren(h.PID)})
+			}
+		}
+		for _, w := range waiters {
+			if w.ID == id {
+				ls.Waiters = append(ls.Waiters, holderJSON{PID: w.PID, Command: procComm(w.PID), Exclusive: w.Exclusive, Children: []procJSON{}})
 			}
 		}
 		st.Locks = append(st.Locks, ls)
@@ -167,19 +213,162 @@ func printStatus(st *statusJSON) {
 			fmt.Fprintf(tw, "%d\t%s\t%s\t-\t-\n", l.ID, yesNo(l.Allocated), held)
 		}
 		for _, h := range l.Holders {
-			pid, comm := "?", h.Command
-			if h.PID > 0 {
-				pid = strconv.Itoa(h.PID)
-			}
-			if comm == "" {
-				comm = "?"
-			}
 			held := "yes"
 			if !h.Exclusive {
 				held = "shared"
 			}
-			fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\n", l.ID, yesNo(l.Allocated), held, pid, comm)
+			fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\n", l.ID, yesNo(l.Allocated), held, pidString(h.PID), describe(h))
+		}
+		for _, w := range l.Waiters {
+			held := "waiting"
+			if !w.Exclusive {
+				held = "waiting-shared"
+			}
+			fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\n", l.ID, yesNo(l.Allocated), held, pidString(w.PID), describe(w))
 		}
 	}
 	tw.Flush()
+	for _, u := range st.Unlinked {
+		fmt.Fprintln(stdout)
+		fmt.Fprintf(stdout, "warning: %s\n", unlinkedWarning(u))
+	}
+}
+
+func pidString(pid int) string {
+	if pid > 0 {
+		return strconv.Itoa(pid)
+	}
+	return "?"
+}
+
+// describe names a holder's command, and the commands it runs: for a
+// lockdir lock, "lockdir lock → rsync".
+func describe(h holderJSON) string {
+	comm := h.Command
+	if comm == "" {
+		comm = "?"
+	}
+	if comm == "lockdir" && procSubcommand(h.PID) == "lock" {
+		comm = "lockdir lock"
+	}
+	if len(h.Children) == 0 {
+		return comm
+	}
+	var kids []string
+	for _, c := range h.Children {
+		kids = append(kids, cmp.Or(c.Command, "?"))
+	}
+	return comm + " → " + strings.Join(kids, ", ")
+}
+
+// unlinkedWarning explains a deleted lock file still in use.
+func unlinkedWarning(u unlinkedJSON) string {
+	what := "holds"
+	if u.Waiting {
+		what = "waits for"
+	}
+	return fmt.Sprintf("%s was deleted while process %d (%s) %s it: the next process to lock it creates a new file, and the two do not exclude each other. Stop every user of the directory and start them again; protect the directory from cleaners (see 'lockdir init')",
+		u.Path, u.PID, cmp.Or(u.Command, "?"), what)
+}
+
+// unlinkedInUse lists m's lock files and registry.lock deleted while in
+// use, or none where that cannot be seen (outside Linux).
+func unlinkedInUse(m *filelock.Manager) ([]unlinkedJSON, error) {
+	us, err := m.Unlinked()
+	if errors.Is(err, errors.ErrUnsupported) {
+		return []unlinkedJSON{}, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("finding deleted lock files: %w", err)
+	}
+	out := []unlinkedJSON{}
+	for _, u := range us {
+		out = append(out, unlinkedJSON{Path: u.Path, PID: u.PID, Command: procComm(u.PID), Waiting: u.Waiting, Exclusive: u.Exclusive})
+	}
+	return out, nil
+}
+
+// procChildren returns the child processes of pid, from
+// /proc/PID/task/*/children, or by scanning /proc for processes whose
+// parent is pid where the kernel lacks that file. Never nil.
+func procChildren(pid int) []procJSON {
+	kids := []procJSON{}
+	if pid <= 0 {
+		return kids
+	}
+	var pids []int
+	tasks, err := filepath.Glob(fmt.Sprintf("/proc/%d/task/*/children", pid))
+	if err == nil && len(tasks) > 0 {
+		for _, t := range tasks {
+			b, err := os.ReadFile(t)
+			if err != nil {
+				continue
+			}
+			for f := range strings.FieldsSeq(string(b)) {
+				if n, err := strconv.Atoi(f); err == nil {
+					pids = append(pids, n)
+				}
+			}
+		}
+	} else {
+		pids = childrenByPPid(pid)
+	}
+	slices.Sort(pids)
+	for _, n := range slices.Compact(pids) {
+		kids = append(kids, procJSON{PID: n, Command: procComm(n)})
+	}
+	return kids
+}
+
+// childrenByPPid scans /proc/*/stat for processes whose parent is pid.
+func childrenByPPid(pid int) []int {
+	ents, err := os.ReadDir("/proc")
+	if err != nil {
+		return nil
+	}
+	var pids []int
+	for _, e := range ents {
+		n, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		b, err := os.ReadFile("/proc/" + e.Name() + "/stat")
+		if err != nil {
+			continue
+		}
+		// "pid (comm) state ppid ...": comm may hold spaces and parens.
+		i := bytes.LastIndexByte(b, ')')
+		if i < 0 {
+			continue
+		}
+		f := strings.Fields(string(b[i+1:]))
+		if len(f) > 1 && f[1] == strconv.Itoa(pid) {
+			pids = append(pids, n)
+		}
+	}
+	return pids
+}
+
+// procSubcommand returns the lockdir subcommand that process pid runs,
+// skipping the global flags before it, or "".
+func procSubcommand(pid int) string {
+	if pid <= 0 {
+		return ""
+	}
+	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/cmdline")
+	if err != nil {
+		return ""
+	}
+	args := strings.Split(strings.TrimSuffix(string(b), "\x00"), "\x00")
+	for i := 1; i < len(args); i++ {
+		a := args[i]
+		switch {
+		case a == "--dir" || a == "-dir" || a == "--group" || a == "-group":
+			i++ // the flag's value
+		case strings.HasPrefix(a, "-"):
+		default:
+			return a
+		}
+	}
+	return ""
 }

@@ -1,0 +1,100 @@
+package filelock
+
+import (
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+)
+
+// deletedSuffix ends the /proc/PID/fd link of a file whose last name is
+// gone.
+const deletedSuffix = " (deleted)"
+
+// unlinkedLocks finds FLOCK entries of /proc/locks on the lock directory's
+// device whose inode is neither a name in locks/ nor registry.lock, and
+// keeps those that a descriptor of their process shows as a deleted file
+// under the lock directory. m.regMu is held, so m.dirFD is open.
+func (m *Manager) unlinkedLocks() ([]Unlinked, error) {
+	// The kernel's own absolute name for the directory: what /proc/PID/fd
+	// links of files in it start with, whatever path this Manager used.
+	dirPath, err := os.Readlink("/proc/self/fd/" + strconv.Itoa(m.dirFD))
+	if err != nil {
+		return nil, err
+	}
+	dirInfo, err := fstat(m.dirFD)
+	if err != nil {
+		return nil, &os.PathError{Op: "fstat", Path: m.dir, Err: err}
+	}
+	ls, err := readProcLocks(dirInfo.dev)
+	if err != nil || len(ls) == 0 {
+		return nil, err
+	}
+	known := map[uint64]bool{}
+	if err := m.readLocksDir(func(ino uint64, _ []byte) { known[ino] = true }); err != nil {
+		return nil, err
+	}
+	if fi, err := lstatAt(m.dirFD, masterName); err == nil {
+		known[fi.ino] = true
+	}
+	stray := map[int][]procLock{}
+	for _, l := range ls {
+		if !known[l.ino] && l.pid > 0 {
+			stray[l.pid] = append(stray[l.pid], l)
+		}
+	}
+	var us []Unlinked
+	for pid, locks := range stray {
+		us = append(us, deletedInProcess(pid, locks, dirPath)...)
+	}
+	return us, nil
+}
+
+// deletedInProcess returns the locks among locks, all taken by pid, whose
+// file a descriptor of pid shows as deleted from under dirPath: a lock
+// file in locks/, or registry.lock.
+func deletedInProcess(pid int, locks []procLock, dirPath string) []Unlinked {
+	fdDir := filepath.Join("/proc", strconv.Itoa(pid), "fd")
+	ents, err := os.ReadDir(fdDir)
+	if err != nil {
+		return nil // exited, or not ours to see
+	}
+	var us []Unlinked
+	seen := map[uint64]bool{}
+	for _, e := range ents {
+		link := filepath.Join(fdDir, e.Name())
+		target, err := os.Readlink(link)
+		if err != nil {
+			continue
+		}
+		name, deleted := strings.CutSuffix(target, deletedSuffix)
+		if !deleted || !isLockName(dirPath, name) {
+			continue
+		}
+		fi, err := statFollow(link)
+		if err != nil || seen[fi.ino] {
+			continue
+		}
+		for _, l := range locks {
+			if l.ino == fi.ino {
+				seen[fi.ino] = true
+				us = append(us, Unlinked{Path: name, PID: pid, Waiting: l.waiting, Exclusive: l.exclusive})
+			}
+		}
+	}
+	return us
+}
+
+// isLockName reports whether path is registry.lock or a lock file of the
+// lock directory dirPath.
+func isLockName(dirPath, path string) bool {
+	if path == filepath.Join(dirPath, masterName) {
+		return true
+	}
+	name, ok := strings.CutPrefix(path, filepath.Join(dirPath, locksName)+"/")
+	if !ok {
+		return false
+	}
+	_, err := strconv.ParseUint(name, 10, 32)
+	return err == nil
+}
