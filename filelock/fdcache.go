@@ -73,13 +73,18 @@ func defaultMaxOpen() int {
 }
 
 // state returns the state of id that the cache knows of, or a new one.
-func (c *fdCache) state(id uint32) *lockState {
+// fresh says id was just allocated (see lockState.fresh).
+func (c *fdCache) state(id uint32, fresh bool) *lockState {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if st := c.byID[id]; st != nil {
+		if fresh && st.fd < 0 {
+			st.fresh = true
+		}
 		return st
 	}
 	st := newLockState(id)
+	st.fresh = fresh
 	if c.byID == nil {
 		c.byID = make(map[uint32]*lockState)
 	}
@@ -122,7 +127,8 @@ func (m *Manager) openFD(st *lockState, wait func() bool) error {
 		if st.opens == 0 && len(c.probation) >= probationSize {
 			c.endProbation(len(c.probation) - probationSize + 1)
 		}
-		fd, err := m.openLockFile(c.locksFD, name)
+		fd, err := m.openLockFile(c.locksFD, name, st.fresh)
+		st.fresh = false
 		if err == nil {
 			c.add(st, fd)
 			return nil
@@ -151,8 +157,21 @@ func (m *Manager) openFD(st *lockState, wait func() bool) error {
 // flock(1) would block forever. In a private directory nobody but its owner
 // (and root) can create entries, so the check would cost a system call per
 // first Lock of an ID and protect against nothing; see docs/design.md.
-func (m *Manager) openLockFile(locksFD int, name string) (int, error) {
-	fd, err := m.openOrCreateAt(locksFD, name, lockFileFlags)
+//
+// An ID just allocated most likely has no lock file yet (fresh): in a
+// private directory its first open then tries O_CREAT|O_EXCL first, which
+// costs one call for a new file, instead of an open that fails first, and
+// two for a reused ID's existing file, as before. In a shared directory a
+// new file is published whole (publish.go), which costs too much to try
+// on a file that may exist.
+func (m *Manager) openLockFile(locksFD int, name string, fresh bool) (int, error) {
+	var fd int
+	var err error
+	if fresh && m.opts.gid < 0 {
+		fd, err = m.createInPlaceAt(locksFD, name, lockFileFlags)
+	} else {
+		fd, err = m.openOrCreateAt(locksFD, name, lockFileFlags)
+	}
 	if err != nil || m.opts.gid < 0 {
 		return fd, err
 	}

@@ -110,7 +110,7 @@ func (m *Manager) Allocate() (*Locker, error) {
 	if err != nil {
 		return nil, err
 	}
-	return m.locker(id), nil
+	return m.allocated(id), nil
 }
 
 // AllocateAndRetrieve allocates the lock with the given ID and returns it.
@@ -120,7 +120,7 @@ func (m *Manager) AllocateAndRetrieve(id uint32) (*Locker, error) {
 	if _, err := m.change(true, func(*view) (uint32, error) { return id, nil }); err != nil {
 		return nil, err
 	}
-	return m.locker(id), nil
+	return m.allocated(id), nil
 }
 
 // free clears id's allocation.
@@ -326,5 +326,12 @@ func (m *Manager) Close() error {
 // locker returns a Locker for id, sharing the in-process state of the other
 // Lockers for id that this Manager's descriptor cache still knows of.
 func (m *Manager) locker(id uint32) *Locker {
-	return &Locker{m: m, st: m.cache.state(id)}
+	return &Locker{m: m, st: m.cache.state(id, false)}
+}
+
+// allocated is locker for an ID just allocated, whose lock file most likely
+// does not exist yet, so that its first Lock tries to create the file
+// first rather than after an open that fails.
+func (m *Manager) allocated(id uint32) *Locker {
+	return &Locker{m: m, st: m.cache.state(id, true)}
 }

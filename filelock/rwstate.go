@@ -49,6 +49,9 @@ type lockState struct {
 	// opens is how often fdCache opened fd, at most 2; guarded by
 	// fdCache.mu. A state opened once is on probation (fdcache.go).
 	opens uint8
+	// fresh says the ID was just allocated, so its lock file most likely
+	// does not exist yet; guarded by fdCache.mu.
+	fresh bool
 	id    uint32
 }
 

@@ -103,6 +103,25 @@ func TestSyscallMarkers(t *testing.T) {
 		cl.Lock()
 		cl.Unlock()
 	})
+	// The creating path: allocate a new ID and lock it for the first
+	// time, creating its lock file.
+	fresh := newManager(t, uint32(2*syscountN+256), 0)
+	for range 64 {
+		fl, err := fresh.Allocate()
+		if err != nil {
+			t.Fatal(err)
+		}
+		fl.Lock()
+		fl.Unlock()
+	}
+	phase("AllocateFirstLock", func() {
+		fl, err := fresh.Allocate()
+		if err != nil {
+			t.Fatal(err)
+		}
+		fl.Lock()
+		fl.Unlock()
+	})
 	phase("AllocateLock", func() {
 		nl, err := m.AllocateLock()
 		if err != nil {
