@@ -445,8 +445,10 @@ func checkCancelKernelWaiter(t *testing.T, e rwEnv) {
 	e.other.Lock()
 	for _, write := range []bool{true, false} {
 		ctx, cancel := context.WithCancel(t.Context())
-		c := startLockContext(ctx, e.a)
-		if !write {
+		var c *call
+		if write {
+			c = startLockContext(ctx, e.a)
+		} else {
 			c = startRLockContext(ctx, e.a)
 		}
 		c.blocked(t, "another Manager holds the lock")
@@ -598,8 +600,10 @@ func TestCloseDuringKernelWait(t *testing.T) {
 			holder := holdInChild(t, dir, 1)
 			l := mustRetrieve(t, m, 1)
 			ctx, cancel := context.WithCancel(t.Context())
-			c := startLockContext(ctx, l)
-			if !write {
+			var c *call
+			if write {
+				c = startLockContext(ctx, l)
+			} else {
 				c = startRLockContext(ctx, l)
 			}
 			c.blocked(t, "a child process holds the lock")
