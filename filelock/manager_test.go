@@ -1027,7 +1027,7 @@ func TestCloseWhileWaiting(t *testing.T) {
 	defer cancel()
 	errc := make(chan error, 1)
 	go func() { errc <- waiter.LockContext(ctx) }()
-	time.Sleep(50 * time.Millisecond) // let it start polling
+	time.Sleep(50 * time.Millisecond) // let it start waiting
 	if err := m1.Close(); err != nil {
 		t.Fatal(err)
 	}
