@@ -42,6 +42,8 @@ func runChild() bool {
 		err = childHold()
 	case "modes":
 		err = childModes()
+	case "rw":
+		err = childRW()
 	default:
 		err = fmt.Errorf("unknown role %q", role)
 	}

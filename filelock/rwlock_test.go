@@ -445,8 +445,10 @@ func checkCancelKernelWaiter(t *testing.T, e rwEnv) {
 	e.other.Lock()
 	for _, write := range []bool{true, false} {
 		ctx, cancel := context.WithCancel(t.Context())
-		c := startLockContext(ctx, e.a)
-		if !write {
+		var c *call
+		if write {
+			c = startLockContext(ctx, e.a)
+		} else {
 			c = startRLockContext(ctx, e.a)
 		}
 		c.blocked(t, "another Manager holds the lock")
@@ -598,8 +600,10 @@ func TestCloseDuringKernelWait(t *testing.T) {
 			holder := holdInChild(t, dir, 1)
 			l := mustRetrieve(t, m, 1)
 			ctx, cancel := context.WithCancel(t.Context())
-			c := startLockContext(ctx, l)
-			if !write {
+			var c *call
+			if write {
+				c = startLockContext(ctx, l)
+			} else {
 				c = startRLockContext(ctx, l)
 			}
 			c.blocked(t, "a child process holds the lock")
@@ -732,5 +736,46 @@ func TestRWStress(t *testing.T) {
 		}) {
 			t.Error("TryLock kept failing after every goroutine finished")
 		}
+	}
+}
+
+// TestCloseWithReaders closes a Manager while readers hold a lock: the
+// shared lock stays held until the last RUnlock, which closes the
+// descriptor, and new shared locking fails with lock.ErrClosed.
+func TestCloseWithReaders(t *testing.T) {
+	t.Parallel()
+	m := create(t, 10)
+	dir := m.Dir()
+	a, b := mustRetrieve(t, m, 2), mustRetrieve(t, m, 2)
+	a.RLock()
+	b.RLock()
+	if err := m.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if !sharedElsewhere(t, dir, 2) || !heldElsewhere(t, dir, 2) {
+		t.Error("Close released the readers' shared lock")
+	}
+	if n := fdsUnder(t, dir); n != 1 {
+		t.Errorf("after Close, %d descriptors are open in the directory, want 1 (the readers')", n)
+	}
+	for name, fn := range map[string]func(){"RLock": a.RLock, "TryRLock": func() { a.TryRLock() }} {
+		v := panicValue(fn)
+		if err, ok := v.(error); !ok || !errors.Is(err, lock.ErrClosed) {
+			t.Errorf("%s after Close panicked with %v, want an error matching lock.ErrClosed", name, v)
+		}
+	}
+	if err := a.RLockContext(t.Context()); !errors.Is(err, lock.ErrClosed) {
+		t.Errorf("RLockContext after Close: %v, want lock.ErrClosed", err)
+	}
+	a.RUnlock()
+	if !heldElsewhere(t, dir, 2) {
+		t.Error("the first RUnlock after Close released the lock another reader holds")
+	}
+	b.RUnlock()
+	if heldElsewhere(t, dir, 2) {
+		t.Error("lock still held after the last RUnlock")
+	}
+	if n := fdsUnder(t, dir); n != 0 {
+		t.Errorf("after the last RUnlock, %d descriptors are open in the directory", n)
 	}
 }

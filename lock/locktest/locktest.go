@@ -89,6 +89,8 @@ var groups = []struct {
 	{"Contract", nil, contractChecks},
 	{"Goroutines", nil, goroutineChecks},
 	{"Processes", processSetup, processChecks},
+	{"Shared", nil, sharedChecks},
+	{"SharedProcesses", processSetup, sharedProcessChecks},
 }
 
 // Run checks the Manager implementation made by h against the contract of
@@ -96,7 +98,9 @@ var groups = []struct {
 // handle and of two handles on the same locks), Goroutines (mutual
 // exclusion and allocation between goroutines) and Processes (the same
 // between processes, using child processes started from the test binary,
-// which needs Main in TestMain). Run returns when every subtest is done.
+// which needs Main in TestMain), and, for managers whose Lockers implement
+// RWLocker, Shared and SharedProcesses (the same for shared locks). Run
+// returns when every subtest is done.
 func Run(t *testing.T, h Harness) {
 	t.Helper()
 	if h.New == nil || h.Open == nil {

@@ -92,6 +92,26 @@ var variants = []struct {
 	{"bug-alloc-race", bugAllocRace, []string{
 		"Goroutines/ConcurrentAllocate",
 	}},
+	{"shared", featShared, []string{
+		"Processes/ChildWaitsForParent",
+		"Processes/ParentWaitsForChild",
+		"Processes/KillReleases",
+		"Processes/ChildAllocations",
+		"Processes/ChildFree",
+		"Processes/ChildCounter",
+		"SharedProcesses/ChildSharesWithParent",
+		"SharedProcesses/ChildWriterExcludesReaders",
+	}},
+	{"bug-shared-exclusive", featShared | bugSharedExclusive, []string{
+		"Shared/ReadersTogether",
+	}},
+	{"bug-shared-no-exclusion", featShared | bugSharedNoExclusion, []string{
+		"Shared/ReaderBlocksWriter",
+		"Shared/WriterBlocksReader",
+	}},
+	{"bug-reader-preference", featShared | bugReaderPreference, []string{
+		"Shared/WriterPreference",
+	}},
 	{"bug-not-shared", bugNotShared, []string{
 		"Contract/TwoHandles",
 		"Contract/LocksHeld",
@@ -118,7 +138,8 @@ func TestBroken(t *testing.T) {
 // TestSuiteFails runs TestBroken in child processes, one for each variant
 // so that a data race found in one does not fail the others, and checks
 // that each broken manager fails the checks it should, and that the
-// in-memory manager without bugs fails only the process checks.
+// in-memory manager without bugs (with or without shared locks) fails only
+// the process checks.
 func TestSuiteFails(t *testing.T) {
 	if testing.Short() {
 		t.Skip("runs the suite on broken managers")
@@ -132,7 +153,7 @@ func TestSuiteFails(t *testing.T) {
 		t.Run(v.name, func(t *testing.T) {
 			t.Parallel()
 			cmd := exec.Command(exe, "-test.run=^TestBroken$/^"+regexp.QuoteMeta(v.name)+"$",
-				"-test.skip=^TestBroken$/^bug-/^Processes$",
+				"-test.skip=^TestBroken$/^bug-/^(Shared)?Processes$",
 				"-test.v", "-test.timeout=2m", "-test.count=1", "-test.parallel=32")
 			cmd.Env = append(os.Environ(), envBroken+"=1",
 				"GORACE="+strings.TrimSpace(os.Getenv("GORACE")+" atexit_sleep_ms=0"))
@@ -157,9 +178,9 @@ func TestSuiteFails(t *testing.T) {
 					t.Errorf("%s passed, want it to fail", c)
 				}
 			}
-			if v.bugs == 0 {
+			if v.bugs&^featShared == 0 {
 				for _, c := range got {
-					if !strings.HasPrefix(c, "Processes/") {
+					if !strings.HasPrefix(c, "Processes/") && !strings.HasPrefix(c, "SharedProcesses/") {
 						t.Errorf("%s failed on a manager correct within one process", c)
 					}
 				}

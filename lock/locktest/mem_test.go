@@ -128,8 +128,8 @@ func (m *memManager) index(id uint32) (uint32, error) {
 	return id, nil
 }
 
-func (m *memManager) locker(id, i uint32) *memLocker {
-	return &memLocker{m: m, id: id, l: m.set.locks[i]}
+func (m *memManager) locker(id, i uint32) lock.Locker {
+	return withShared(&memLocker{m: m, id: id, l: m.set.locks[i]})
 }
 
 func (m *memManager) AllocateLock() (lock.Locker, error) {

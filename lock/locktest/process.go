@@ -398,6 +398,7 @@ func runChild(role string, open func(string) (lock.Manager, error)) int {
 //     "locked" after, then unlock at the end of input and print "unlocked".
 //   - allocate: print "ready", wait for a line, then allocate
 //     $LOCKTEST_CHILD_N locks and print their IDs.
+//   - rhold: the same as hold with RLock (see playRHold).
 //   - free: free the lock $LOCKTEST_CHILD_ID and print "freed".
 //   - count: print "ready", wait for a line, then increment the number in
 //     the file $LOCKTEST_CHILD_FILE $LOCKTEST_CHILD_N times under the lock
@@ -444,6 +445,8 @@ func playChild(role string, open func(string) (lock.Manager, error)) error {
 			}
 			fmt.Println(l.ID())
 		}
+	case "rhold":
+		return playRHold(m, uint32(id), in)
 	case "free":
 		l, err := m.RetrieveLock(uint32(id))
 		if err != nil {
