@@ -83,21 +83,31 @@ func TestSyscallBudget(t *testing.T) {
 	}
 }
 
+// runtimeCalls are the system calls countPhases leaves out.
+var runtimeCalls = map[string]bool{
+	"rt_sigreturn": true, "futex": true, "sched_yield": true,
+	"mmap": true, "munmap": true, "madvise": true,
+}
+
 var (
 	straceLine  = regexp.MustCompile(`^(\d+) +([a-z_0-9]+)\(`)
 	straceBegin = regexp.MustCompile(`lockdir-syscount/begin/([A-Za-z]+)`)
 )
 
 // countPhases counts, per phase of TestSyscallMarkers, the system calls of
-// the thread that made the phase's markers. It leaves out two calls that
-// tracing itself causes: rt_sigreturn, the return from the runtime's
-// preemption signal, and futex. Under ptrace every system call takes tens of
-// microseconds, long enough for the runtime's sysmon to hand the thread's P
-// to another thread, so that returning from the call waits on a futex; an
-// untraced flock takes about a microsecond and never does; and
-// sched_yield, which the runtime's own locks spin with when the machine is
-// loaded. filelock calls neither. A futex the code itself waited on would
-// show as blocking in the benchmarks instead.
+// the thread that made the phase's markers, leaving out runtimeCalls, which
+// the runtime makes on its own account:
+//   - rt_sigreturn, the return from the runtime's preemption signal;
+//   - futex: under ptrace every system call takes tens of microseconds,
+//     long enough for the runtime's sysmon to hand the thread's P to
+//     another thread, so that returning from the call waits on a futex (an
+//     untraced flock takes about a microsecond and never does; a futex that
+//     filelock itself waited on would show as blocking in the benchmarks);
+//   - sched_yield, with which the runtime's own locks spin on a loaded
+//     machine;
+//   - mmap, munmap and madvise, with which the runtime grows and trims its
+//     heap (and the race detector its shadow memory) when an allocation
+//     crosses a boundary; allocations are counted by the AllocsPerRun tests.
 func countPhases(t *testing.T, path string) map[string]map[string]int {
 	t.Helper()
 	f, err := os.Open(path)
@@ -127,7 +137,7 @@ func countPhases(t *testing.T, path string) map[string]map[string]int {
 			on = true
 			continue
 		}
-		if on && m[1] == tid && m[2] != "rt_sigreturn" && m[2] != "futex" && m[2] != "sched_yield" {
+		if on && m[1] == tid && !runtimeCalls[m[2]] {
 			counts[phase][m[2]]++
 		}
 	}
