@@ -119,7 +119,8 @@ Commands:
 Global flags (accepted before or after the command name):
   --dir DIR   the lock directory. Default: $LOCKDIR_DIR, else
               $XDG_RUNTIME_DIR/lockdir for a non-root user, else
-              /run/lockdir for root.
+              /run/lockdir for root, else $TMPDIR/lockdir-UID (/tmp
+              by default; made 0700, refused if another user made it).
   --group GROUP  share the directory with GROUP (a name or a numeric
               GID), as $LOCKDIR_GROUP does: a directory made with it is
               mode 02770 and its files 0660; without it, 0700 and 0600,
