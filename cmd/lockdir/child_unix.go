@@ -84,10 +84,11 @@ func runChild(path string, argv []string, sigs chan os.Signal) error {
 			syscall.Kill(-pid, syscall.SIGCONT)
 			continue
 		}
+		// No signal.Stop: lockdir exits next, and each signal it stops
+		// would cost a round trip to the runtime's signal-mask thread.
 		mu.Lock()
 		done = true
 		mu.Unlock()
-		signal.Stop(sigs)
 		if tty >= 0 {
 			setForeground(tty, ourPgrp)
 		}
