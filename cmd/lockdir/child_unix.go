@@ -47,10 +47,14 @@ func runChild(path string, argv []string, sigs chan os.Signal) error {
 		Files: []uintptr{0, 1, 2},
 		Sys:   attr,
 	})
+	ourPgrp := syscall.Getpgrp()
 	if err != nil {
+		// The child may have taken the terminal before its exec failed.
+		if tty >= 0 {
+			setForeground(tty, ourPgrp)
+		}
 		return errorf(exitCannotRun, "", "lock: cannot run %s: %v", argv[0], err)
 	}
-	ourPgrp := syscall.Getpgrp()
 
 	var mu sync.Mutex // guards done against a kill after the wait
 	done := false
@@ -77,8 +81,10 @@ func runChild(path string, argv []string, sigs chan os.Signal) error {
 				setForeground(tty, ourPgrp)
 			}
 			stopSelf()
-			// Continued: by fg if the shell gave us the terminal again.
-			if tty >= 0 && foregroundOf(tty) == ourPgrp {
+			// Continued: by fg if the shell gave lockdir the terminal,
+			// which then goes on to the command, even if lockdir started
+			// in the background.
+			if tty = foregroundTTY(); tty >= 0 {
 				setForeground(tty, pid)
 			}
 			syscall.Kill(-pid, syscall.SIGCONT)

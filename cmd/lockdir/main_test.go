@@ -30,6 +30,13 @@ func TestScripts(t *testing.T) {
 		RequireExplicitExec: true,
 		Setup: func(e *testscript.Env) error {
 			e.Setenv("LOCKDIR_DIR", filepath.Join(e.WorkDir, "ld"))
+			// tty.txtar's tmux servers outlive a failed script; end them.
+			e.Defer(func() {
+				socks, _ := filepath.Glob(filepath.Join(e.WorkDir, "tmux*.sock"))
+				for _, s := range socks {
+					exec.Command("tmux", "-S", s, "kill-server").Run()
+				}
+			})
 			return nil
 		},
 		Cmds: map[string]func(ts *testscript.TestScript, neg bool, args []string){
