@@ -42,11 +42,11 @@ func runChild(path string, argv []string, sigs chan os.Signal) error {
 		attr.Foreground = true
 		attr.Ctty = tty
 	}
-	pid, err := syscall.ForkExec(path, argv, &syscall.ProcAttr{
-		Env:   os.Environ(),
-		Files: []uintptr{0, 1, 2},
-		Sys:   attr,
-	})
+	pa := &syscall.ProcAttr{Env: os.Environ(), Files: []uintptr{0, 1, 2}, Sys: attr}
+	pid, err := syscall.ForkExec(path, argv, pa)
+	if err == syscall.ENOEXEC {
+		pid, err = syscall.ForkExec(shellPath, shellArgv(path, argv), pa)
+	}
 	ourPgrp := syscall.Getpgrp()
 	if err != nil {
 		// The child may have taken the terminal before its exec failed.
@@ -106,6 +106,14 @@ func runChild(path string, argv []string, sigs chan os.Signal) error {
 		}
 		return nil
 	}
+}
+
+// shellPath runs a file that has execute permission but no #! line, as
+// execvp(3), and so flock(1), does.
+const shellPath = "/bin/sh"
+
+func shellArgv(path string, argv []string) []string {
+	return append([]string{"sh", path}, argv[1:]...)
 }
 
 // foregroundTTY returns the first of stdin, stdout and stderr that is a

@@ -210,6 +210,9 @@ func execLocked(fd int, path string, argv []string) error {
 	}
 	signal.Reset()
 	err := syscall.Exec(path, argv, os.Environ())
+	if err == syscall.ENOEXEC {
+		err = syscall.Exec(shellPath, shellArgv(path, argv), os.Environ())
+	}
 	return errorf(exitCannotRun, "", "lock: cannot run %s: %v", argv[0], err)
 }
 
