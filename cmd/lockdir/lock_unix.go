@@ -128,7 +128,6 @@ func openLockFD(g *globals, id uint32) (int, error) {
 // busyError is waitLock's answer when the lock stays busy.
 type busyError struct {
 	timeout time.Duration // 0 for -n
-	path    string
 }
 
 func (e busyError) Error() string { return "lock is busy" }
