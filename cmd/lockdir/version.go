@@ -66,11 +66,14 @@ func versionString(bi *debug.BuildInfo, ok bool) string {
 		}
 	}
 	if rev == "" && buildRevision != "" {
-		rev = buildRevision
+		var dirty bool
+		if rev, dirty = strings.CutSuffix(buildRevision, "+dirty"); dirty {
+			modified = "+dirty"
+		}
 	}
 	switch {
 	case rev != "":
-		if len(rev) > 12 && !strings.HasSuffix(rev, "+dirty") {
+		if len(rev) > 12 {
 			rev = rev[:12]
 		}
 		v += " revision " + rev
