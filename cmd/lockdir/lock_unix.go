@@ -72,11 +72,18 @@ func runLock(g *globals, o *lockOptions, id uint32, argv []string) error {
 		fmt.Fprintf(stderr, "lockdir: executing %s\n", argv[0])
 	}
 	// A signal that came in while the lock was being taken still means
-	// "do not start".
-	select {
-	case s := <-sigs:
-		return exitStatus(128 + int(s.(syscall.Signal)))
-	default:
+	// "do not start"; SIGTSTP means "stop first".
+	for pending := true; pending; {
+		select {
+		case s := <-sigs:
+			if s == syscall.SIGTSTP {
+				stopSelf()
+				continue
+			}
+			return exitStatus(128 + int(s.(syscall.Signal)))
+		default:
+			pending = false
+		}
 	}
 	if o.noFork {
 		return execLocked(fd, path, argv)
