@@ -18,6 +18,15 @@ const (
 	exitConflict = 4 // refused because of the locks' state; nothing was changed, but see free
 	exitFailure  = 5 // any other failure (I/O error, could not start a process, ...)
 	exitViolated = 6 // check: mutual exclusion was violated on this filesystem
+
+	// exitCannotRun is flock(1)'s code (EX_UNAVAILABLE from sysexits.h)
+	// for a command it cannot execute, whether missing or not executable;
+	// lock uses it so that scripts written for flock(1) keep working.
+	exitCannotRun = 69
+	// exitQuit is lockdir's status after SIGQUIT (Ctrl-\), 128+3 as a
+	// shell reports a process that SIGQUIT killed; Go's default would print
+	// every goroutine's stack and exit 2.
+	exitQuit = 131
 )
 
 // exitError is an error with an exit code and, optionally, advice on what
@@ -62,9 +71,16 @@ type command struct {
 	// setup declares the command's flags on fs and returns its body, which
 	// runs after flags are parsed with the positional arguments.
 	setup func(fs *flag.FlagSet, g *globals) func(args []string) error
-	// stopAtFirstArg stops flag parsing at the first positional argument
-	// (lock: everything after the ID belongs to the command being run).
+	// stopAtFirstArg stops flag parsing at the first positional argument.
 	stopAtFirstArg bool
+	// raw, if set, replaces setup: the command parses its own command line
+	// (lock, whose flags follow flock(1)'s getopt rules), and returns
+	// errHelp for -h. flagsHelp then lists its flags for -h.
+	raw       func(args []string, g *globals) error
+	flagsHelp func() string
+	// ownSignals says that the command handles SIGQUIT itself (lock passes
+	// it on to its command); for the others run makes it exit quietly.
+	ownSignals bool
 }
 
 // globals are the flags every command accepts.
@@ -79,7 +95,7 @@ var stderr io.Writer = os.Stderr
 func commands() []*command {
 	return []*command{
 		initCmd, allocCmd, freeCmd, freeAllCmd, resizeCmd, pathCmd,
-		statusCmd, lockCmd, checkCmd, checkWorkerCmd,
+		statusCmd, lockCmd, checkCmd, checkWorkerCmd, versionCmd,
 	}
 }
 
@@ -103,16 +119,19 @@ Commands:
 Global flags (accepted before or after the command name):
   --dir DIR   the lock directory. Default: $LOCKDIR_DIR, else
               $XDG_RUNTIME_DIR/lockdir for a non-root user, else
-              /run/lockdir for root.
+              /run/lockdir for root, else $TMPDIR/lockdir-UID (/tmp
+              by default; made 0700, refused if another user made it).
   --group GROUP  share the directory with GROUP (a name or a numeric
               GID), as $LOCKDIR_GROUP does: a directory made with it is
               mode 02770 and its files 0660; without it, 0700 and 0600,
               and a group-writable directory is refused.
 
+  --version   print lockdir's version and exit.
+
 Run 'lockdir COMMAND -h' for a command's flags and arguments.
 Exit codes: 0 ok, 1 busy or timed out, 2 usage, 3 unusable directory,
-4 refused by the locks' state, 5 other failure, 6 check found violations.
-Documentation: docs/cli.md.
+4 refused by the locks' state, 5 other failure, 6 check found violations,
+131 SIGQUIT. See lockdir(1) and docs/cli.md.
 `
 
 func printMainUsage(w io.Writer) {
@@ -137,6 +156,7 @@ func runArgs(args []string) error {
 	top := flag.NewFlagSet("lockdir", flag.ContinueOnError)
 	top.StringVar(&g.dir, "dir", "", "")
 	top.StringVar(&g.group, "group", "", "")
+	showVersion := top.Bool("version", false, "")
 	rest, err := parseFlags(top, args, true)
 	if errors.Is(err, errHelp) {
 		printMainUsage(stdout)
@@ -144,6 +164,9 @@ func runArgs(args []string) error {
 	}
 	if err != nil {
 		return usageError("", "%v", err)
+	}
+	if *showVersion {
+		return printVersion(stdout)
 	}
 	if len(rest) == 0 {
 		printMainUsage(stderr)
@@ -160,6 +183,17 @@ func runArgs(args []string) error {
 	c := findCommand(name)
 	if c == nil {
 		return usageError("", "unknown command %q", name)
+	}
+	if !c.ownSignals {
+		quietQuit()
+	}
+	if c.raw != nil {
+		err := c.raw(rest, &g)
+		if errors.Is(err, errHelp) {
+			printRawUsage(stdout, c)
+			return nil
+		}
+		return err
 	}
 	fl := flag.NewFlagSet("lockdir "+c.name, flag.ContinueOnError)
 	fl.StringVar(&g.dir, "dir", g.dir, "the lock directory (see 'lockdir -h')")
@@ -184,6 +218,14 @@ func printCommandUsage(w io.Writer, c *command, fs *flag.FlagSet) {
 	fmt.Fprintf(w, "Flags:\n")
 	fs.SetOutput(w)
 	fs.PrintDefaults()
+}
+
+func printRawUsage(w io.Writer, c *command) {
+	fmt.Fprintf(w, "Usage: lockdir %s %s\n\n", c.name, c.args)
+	if c.help != "" {
+		fmt.Fprintf(w, "%s\n\n", strings.TrimSpace(c.help))
+	}
+	fmt.Fprintf(w, "Flags:\n%s", c.flagsHelp())
 }
 
 // parseFlags parses the flags in args, which may come before, between and

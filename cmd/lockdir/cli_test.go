@@ -3,6 +3,7 @@ package main
 import (
 	"flag"
 	"slices"
+	"strings"
 	"testing"
 )
 
@@ -22,24 +23,22 @@ func TestResolveDir(t *testing.T) {
 		flag   string
 		getenv func(string) string
 		uid    int
-		want   string // "" means an error
+		want   string
 	}{
 		{"flag wins", "/f", env("LOCKDIR_DIR", "/e", "XDG_RUNTIME_DIR", "/x"), 1000, "/f"},
 		{"env next", "", env("LOCKDIR_DIR", "/e", "XDG_RUNTIME_DIR", "/x"), 1000, "/e"},
 		{"xdg for users", "", env("XDG_RUNTIME_DIR", "/run/user/1000"), 1000, "/run/user/1000/lockdir"},
 		{"run for root", "", env("XDG_RUNTIME_DIR", "/run/user/0"), 0, "/run/lockdir"},
 		{"root env", "", env("LOCKDIR_DIR", "/e"), 0, "/e"},
-		{"user without xdg", "", env(), 1000, ""},
+		{"user without xdg", "", env(), 1000, "/tmp/lockdir-1000"},
+		{"user without xdg, TMPDIR", "", env("TMPDIR", "/var/tmp"), 1000, "/var/tmp/lockdir-1000"},
 	} {
-		got, err := resolveDir(tc.flag, tc.getenv, tc.uid)
-		if tc.want == "" {
-			if err == nil {
-				t.Errorf("%s: got %q, want an error", tc.name, got)
-			}
-			continue
-		}
+		got, inTemp, err := resolveDir(tc.flag, tc.getenv, tc.uid)
 		if err != nil || got != tc.want {
 			t.Errorf("%s: got %q, %v; want %q", tc.name, got, err, tc.want)
+		}
+		if wantTemp := strings.Contains(tc.want, "lockdir-"); inTemp != wantTemp {
+			t.Errorf("%s: in the temporary directory: %v, want %v", tc.name, inTemp, wantTemp)
 		}
 	}
 }

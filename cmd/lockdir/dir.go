@@ -15,10 +15,14 @@ import (
 
 // resolveDir returns the lock directory: the first of the --dir flag,
 // $LOCKDIR_DIR, $XDG_RUNTIME_DIR/lockdir for a non-root user, /run/lockdir
-// for root. The result is absolute, so that "lockdir path" prints a path
-// that stays valid after a cd.
-func resolveDir(flagDir string, getenv func(string) string, uid int) (string, error) {
-	dir := flagDir
+// for root, and, for a non-root user without $XDG_RUNTIME_DIR (cron, su,
+// containers), lockdir-UID in the system's temporary directory, as
+// Podman's rootless default does; shared reports that last case, whose
+// directory sits where other users can create files first. The result is
+// absolute, so that "lockdir path" prints a path that stays valid after a
+// cd.
+func resolveDir(flagDir string, getenv func(string) string, uid int) (dir string, shared bool, err error) {
+	dir = flagDir
 	if dir == "" {
 		dir = getenv("LOCKDIR_DIR")
 	}
@@ -29,20 +33,71 @@ func resolveDir(flagDir string, getenv func(string) string, uid int) (string, er
 		case getenv("XDG_RUNTIME_DIR") != "":
 			dir = filepath.Join(getenv("XDG_RUNTIME_DIR"), "lockdir")
 		default:
-			return "", errorf(exitUsage,
-				"pass --dir DIR or set LOCKDIR_DIR to a directory that only your user can write",
-				"no lock directory: --dir and $LOCKDIR_DIR are unset, and so is $XDG_RUNTIME_DIR")
+			// os.TempDir's rule, through getenv for the tests.
+			tmp := getenv("TMPDIR")
+			if tmp == "" {
+				tmp = "/tmp"
+			}
+			dir, shared = filepath.Join(tmp, "lockdir-"+strconv.Itoa(uid)), true
 		}
 	}
 	abs, err := filepath.Abs(dir)
 	if err != nil {
-		return "", errorf(exitDir, "", "lock directory %s: %v", dir, err)
+		return "", false, errorf(exitDir, "", "lock directory %s: %v", dir, err)
 	}
-	return abs, nil
+	return abs, shared, nil
 }
 
 func (g *globals) resolve() (string, error) {
-	return resolveDir(g.dir, os.Getenv, os.Getuid())
+	dir, inTemp, err := resolveDir(g.dir, os.Getenv, os.Getuid())
+	if err != nil || !inTemp {
+		return dir, err
+	}
+	return dir, g.ensurePrivateTempDir(dir)
+}
+
+// ensurePrivateTempDir creates the per-user default directory dir, in the
+// system's temporary directory, mode 0700, or checks the one that exists:
+// it must be a real directory (not a symbolic link), owned by this user,
+// and not open to others. Anyone can create /tmp/lockdir-UID before its
+// user does, to watch or steal the user's locks; such a directory is
+// refused with an explanation, never used or repaired. filelock checks
+// the same again on the descriptor it opens, so a swap after this check
+// is refused too.
+func (g *globals) ensurePrivateTempDir(dir string) error {
+	if err := os.Mkdir(dir, 0o700); err != nil && !errors.Is(err, fs.ErrExist) {
+		return &exitError{code: exitDir, err: fmt.Errorf("lock directory %s: %w", dir, err),
+			hint: "set LOCKDIR_DIR or XDG_RUNTIME_DIR to a directory of your own, or pass --dir"}
+	}
+	fi, err := os.Lstat(dir)
+	if err != nil {
+		return &exitError{code: exitDir, err: fmt.Errorf("lock directory %s: %w", dir, err)}
+	}
+	refuse := func(why string) error {
+		return &exitError{code: exitDir,
+			err:  fmt.Errorf("refusing the default lock directory %s: %s; another user may have made it to watch or take your locks", dir, why),
+			hint: "remove it (its owner or root can), or set LOCKDIR_DIR or XDG_RUNTIME_DIR to a directory of your own, or pass --dir"}
+	}
+	uid, ok := fileOwner(fi)
+	switch {
+	case fi.Mode()&fs.ModeSymlink != 0:
+		return refuse("it is a symbolic link")
+	case !fi.IsDir():
+		return refuse("it is not a directory")
+	case ok && uid != os.Geteuid():
+		return refuse(fmt.Sprintf("it is owned by uid %d, not by you (uid %d)", uid, os.Geteuid()))
+	case fi.Mode().Perm()&0o007 != 0, fi.Mode().Perm()&0o070 != 0 && g.groupName() == "":
+		return refuse(fmt.Sprintf("its mode is %#o, not 0700", fi.Mode().Perm()))
+	}
+	return nil
+}
+
+// groupName is --group or $LOCKDIR_GROUP.
+func (g *globals) groupName() string {
+	if g.group != "" {
+		return g.group
+	}
+	return os.Getenv("LOCKDIR_GROUP")
 }
 
 // openManager opens the lock directory. With create, a missing directory is

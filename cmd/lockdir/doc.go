@@ -11,10 +11,12 @@
 //
 //	lockdir [--dir DIR] COMMAND [ARGS...]
 //
-// The commands are init, alloc, free, free-all, resize, path, status, lock
-// and check; 'lockdir COMMAND -h' describes each. The directory is the first
-// of --dir, $LOCKDIR_DIR, $XDG_RUNTIME_DIR/lockdir for a non-root user and
-// /run/lockdir for root.
+// The commands are init, alloc, free, free-all, resize, path, status, lock,
+// check and version; 'lockdir COMMAND -h' describes each. The directory is the first
+// of --dir, $LOCKDIR_DIR, $XDG_RUNTIME_DIR/lockdir for a non-root user,
+// /run/lockdir for root, and lockdir-UID in the temporary directory for a
+// non-root user without $XDG_RUNTIME_DIR. 'lockdir --version' prints the
+// version; lockdir(1) (docs/lockdir.1) is the manual page.
 //
 // A shell script takes the same lock as a Go program with flock(1):
 //

@@ -13,8 +13,12 @@ import (
 // TestMain makes the test binary double as the lockdir command, so that
 // scripts in testdata run real lockdir processes.
 func TestMain(m *testing.M) {
-	testscript.Main(m, map[string]func(){"lockdir": main})
+	testscript.Main(m, scriptCommands)
 }
+
+// scriptCommands are the programs the test binary doubles as; sigcount and
+// the others are added by their files' init functions.
+var scriptCommands = map[string]func(){"lockdir": main}
 
 // TestScripts runs testdata/*.txtar. Each script gets its own lock
 // directory, $WORK/ld, in $LOCKDIR_DIR. [exec:flock] guards the scripts that
@@ -26,6 +30,13 @@ func TestScripts(t *testing.T) {
 		RequireExplicitExec: true,
 		Setup: func(e *testscript.Env) error {
 			e.Setenv("LOCKDIR_DIR", filepath.Join(e.WorkDir, "ld"))
+			// tty.txtar's tmux servers outlive a failed script; end them.
+			e.Defer(func() {
+				socks, _ := filepath.Glob(filepath.Join(e.WorkDir, "tmux*.sock"))
+				for _, s := range socks {
+					exec.Command("tmux", "-S", s, "kill-server").Run()
+				}
+			})
 			return nil
 		},
 		Cmds: map[string]func(ts *testscript.TestScript, neg bool, args []string){

@@ -1,0 +1,251 @@
+//go:build linux || darwin || freebsd || netbsd || openbsd || dragonfly
+
+package main
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"os/signal"
+	"syscall"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/lockdir/lockdir/filelock"
+	"github.com/lockdir/lockdir/lock"
+)
+
+// lockSignals are the signals lock handles. While it waits for the lock,
+// each ends the wait (exit 128+N); once the command runs, each is passed on
+// to the command's process group. SIGTSTP is among them so that 'kill
+// -TSTP' on lockdir stops the command, and lockdir with it (see runChild).
+var lockSignals = []os.Signal{
+	syscall.SIGHUP, syscall.SIGINT, syscall.SIGQUIT, syscall.SIGTERM,
+	syscall.SIGUSR1, syscall.SIGUSR2, syscall.SIGTSTP,
+}
+
+// runLock takes lock id as o says and runs argv while holding it.
+func runLock(g *globals, o *lockOptions, id uint32, argv []string) error {
+	// From here on lockdir's own signals are handled, not fatal: a signal
+	// while waiting ends the wait with a status, and later ones go to the
+	// command.
+	sigs := make(chan os.Signal, 16)
+	signal.Notify(sigs, lockSignals...)
+
+	// Resolve the command first: failing after taking the lock would make
+	// others wait for nothing.
+	path, err := exec.LookPath(argv[0])
+	if err != nil {
+		return errorf(exitCannotRun, "", "lock: cannot run %s: %v", argv[0], lookPathReason(err))
+	}
+
+	fd, err := openLockFD(g, id)
+	if err != nil {
+		return err
+	}
+	how := unix.LOCK_EX
+	if o.shared {
+		how = unix.LOCK_SH
+	}
+	start := time.Now()
+	if err := waitLock(fd, how, o.timeout(), sigs); err != nil {
+		var busy busyError
+		if errors.As(err, &busy) {
+			if o.verbose {
+				fmt.Fprintf(stderr, "lockdir: %v\n", busy.describe(g, id))
+			}
+			return exitStatus(o.conflict)
+		}
+		var se signalError
+		if errors.As(err, &se) {
+			if o.verbose {
+				fmt.Fprintf(stderr, "lockdir: %v while waiting for lock %d; gave up\n", se, id)
+			}
+			return exitStatus(128 + int(se.sig))
+		}
+		return fmt.Errorf("lock: waiting for lock %d: %w", id, err)
+	}
+	if o.verbose {
+		fmt.Fprintf(stderr, "lockdir: getting lock %d took %.6f seconds\n", id, time.Since(start).Seconds())
+		fmt.Fprintf(stderr, "lockdir: executing %s\n", argv[0])
+	}
+	// A signal that came in while the lock was being taken still means
+	// "do not start"; SIGTSTP means "stop first".
+	for pending := true; pending; {
+		select {
+		case s := <-sigs:
+			if s == syscall.SIGTSTP {
+				stopSelf()
+				continue
+			}
+			return exitStatus(128 + int(s.(syscall.Signal)))
+		default:
+			pending = false
+		}
+	}
+	if o.noFork {
+		return execLocked(fd, path, argv)
+	}
+	return runChild(path, argv, sigs)
+}
+
+// lookPathReason is the part of exec.LookPath's error worth printing.
+func lookPathReason(err error) error {
+	var ee *exec.Error
+	if errors.As(err, &ee) {
+		return ee.Err
+	}
+	return err
+}
+
+// openLockFD opens lock id's file on a descriptor of lockdir's own, for
+// flock(2). The Manager creates the directory if needed, checks the ID
+// against its capacity and creates the file with the directory's mode
+// (Manager.LockFile); nothing else of it is used, so that an uncontended
+// 'lockdir lock' costs one Open and no registry scan.
+func openLockFD(g *globals, id uint32) (int, error) {
+	m, err := g.openManager(true)
+	if err != nil {
+		return -1, err
+	}
+	defer m.Close()
+	path, err := m.LockFile(id)
+	if errors.Is(err, lock.ErrInvalidID) {
+		if _, cerr := checkIDs(m, []uint32{id}); cerr != nil {
+			return -1, cerr
+		}
+	}
+	if err != nil {
+		return -1, err
+	}
+	for {
+		fd, err := unix.Open(path, unix.O_RDONLY|unix.O_NOFOLLOW|unix.O_NOCTTY|unix.O_CLOEXEC, 0)
+		if err == unix.EINTR {
+			continue
+		}
+		if err != nil {
+			return -1, &os.PathError{Op: "open", Path: path, Err: err}
+		}
+		return fd, nil
+	}
+}
+
+// busyError is waitLock's answer when the lock stays busy.
+type busyError struct {
+	timeout time.Duration // 0 for -n
+}
+
+func (e busyError) Error() string { return "lock is busy" }
+
+// describe says who holds lock id, for --verbose: the directory is
+// scanned only on this slow path.
+func (e busyError) describe(g *globals, id uint32) string {
+	holders := " by another process"
+	if m, err := g.openManager(false); err == nil {
+		holders = describeHolders(m, id)
+		m.Close()
+	}
+	if e.timeout > 0 {
+		return fmt.Sprintf("timed out after %v waiting for lock %d, held%s", e.timeout, id, holders)
+	}
+	return fmt.Sprintf("lock %d is held%s", id, holders)
+}
+
+type signalError struct{ sig syscall.Signal }
+
+func (e signalError) Error() string { return e.sig.String() + " received" }
+
+// waitLock takes flock(2) lock how on fd. A negative timeout waits for
+// ever, zero not at all. The wait happens inside the kernel: a goroutine
+// blocks in flock(2), so that waiting costs no CPU and the waiter shows in
+// /proc/locks and lslocks. On a timeout or a signal waitLock returns with
+// that goroutine still blocked; lockdir then exits, and the kernel drops
+// the waiter with the process. So waitLock must only be used by a process
+// that exits when it fails.
+func waitLock(fd, how int, timeout time.Duration, sigs <-chan os.Signal) error {
+	err := flockRetry(fd, how|unix.LOCK_NB)
+	if err != unix.EWOULDBLOCK {
+		return err
+	}
+	if timeout == 0 {
+		return busyError{}
+	}
+	got := make(chan error, 1)
+	go func() { got <- flockRetry(fd, how) }()
+	var expired <-chan time.Time
+	if timeout > 0 {
+		t := time.NewTimer(timeout)
+		defer t.Stop()
+		expired = t.C
+	}
+	for {
+		select {
+		case err := <-got:
+			return err
+		case <-expired:
+			return busyError{timeout: timeout}
+		case s := <-sigs:
+			if s == syscall.SIGTSTP {
+				// Nothing to pass it on to yet: stop as if it were not handled.
+				stopSelf()
+				continue
+			}
+			return signalError{s.(syscall.Signal)}
+		}
+	}
+}
+
+// flockRetry is flock(2), retried when a signal interrupts it.
+func flockRetry(fd, how int) error {
+	for {
+		err := unix.Flock(fd, how)
+		if err != unix.EINTR {
+			return err
+		}
+	}
+}
+
+// execLocked replaces lockdir with the command (-F, flock(1)'s --no-fork):
+// the lock's descriptor stays open across the exec, so the command holds
+// the lock, and its children too, like flock(1) without -o.
+func execLocked(fd int, path string, argv []string) error {
+	if _, err := unix.FcntlInt(uintptr(fd), unix.F_SETFD, 0); err != nil {
+		return fmt.Errorf("lock: keeping the lock across exec: %w", err)
+	}
+	signal.Reset()
+	err := syscall.Exec(path, argv, os.Environ())
+	if err == syscall.ENOEXEC {
+		err = syscall.Exec(shellPath, shellArgv(path, argv), os.Environ())
+	}
+	return errorf(exitCannotRun, "", "lock: cannot run %s: %v", argv[0], err)
+}
+
+// describeHolders names the processes that hold lock id, for messages:
+// " by PID 123 (sleep)", or " by another process" if unknown.
+func describeHolders(m *filelock.Manager, id uint32) string {
+	holders, err := m.Holders()
+	if err != nil {
+		return " by another process"
+	}
+	s := ""
+	for _, h := range holders {
+		if h.ID != id || h.PID <= 0 {
+			continue
+		}
+		if s == "" {
+			s = " by PID "
+		} else {
+			s += ", "
+		}
+		s += fmt.Sprintf("%d", h.PID)
+		if c := procComm(h.PID); c != "" {
+			s += " (" + c + ")"
+		}
+	}
+	if s == "" {
+		return " by another process"
+	}
+	return s
+}
