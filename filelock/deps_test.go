@@ -10,7 +10,9 @@ import (
 // (issue 12): a program that imports filelock, and lockdir itself, must not
 // pull in net/http, crypto/x509 or golang.org/x/text (afero's root package
 // brought all three, adding megabytes and milliseconds of start-up), nor
-// afero itself, whose Fs the registry's fault seam used to be.
+// afero itself, whose Fs the registry's fault seam used to be; nor cgo
+// (os/user brought it), which makes the binary dynamic and adds the C
+// library's start-up to every run of lockdir.
 func TestNoHeavyDependencies(t *testing.T) {
 	t.Parallel()
 	goCmd, err := exec.LookPath("go")
@@ -23,6 +25,9 @@ func TestNoHeavyDependencies(t *testing.T) {
 		"golang.org/x/text",
 		"vendor/golang.org/x/text", // the standard library's copy
 		"github.com/spf13/afero",
+		"runtime/cgo",
+		"os/user",
+		"net",
 	}
 	for _, pkg := range []string{"github.com/lockdir/lockdir/filelock", "github.com/lockdir/lockdir/cmd/lockdir"} {
 		// Non-test builds: go list without -test.

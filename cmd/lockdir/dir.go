@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"io/fs"
 	"os"
-	"os/user"
 	"path/filepath"
 	"strconv"
 
@@ -236,11 +235,7 @@ func lookupGroup(group string) (int, error) {
 		}
 		return n, nil
 	}
-	gr, err := user.LookupGroup(group)
-	if err != nil {
-		return 0, err
-	}
-	return strconv.Atoi(gr.Gid)
+	return groupID(group)
 }
 
 // openForIDs opens the lock directory as openManager does and checks that
