@@ -209,8 +209,9 @@ func (c *fdCache) endProbation(n int) {
 	kept := c.probation[:0]
 	for _, st := range c.probation {
 		switch {
-		case st.slot < 0:
-			// Closed already, by eviction or Close.
+		case st.slot < 0 || st.opens != 1:
+			// Closed already, by eviction or Close, and perhaps opened
+			// again since, which took it off probation.
 		case n > 0 && st.tryAcquire():
 			c.closeLocked(st)
 			st.release()

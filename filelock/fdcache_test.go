@@ -70,3 +70,36 @@ func TestColdTouchKeepsTableSmall(t *testing.T) {
 		t.Errorf("after locking 200 IDs twice, %d descriptors are cached, want at least 200", n)
 	}
 }
+
+// TestProbationForgetsReopened checks that a descriptor evicted while on
+// probation and opened again, which admits it to the cache, is not closed
+// later as if it were still on probation.
+func TestProbationForgetsReopened(t *testing.T) {
+	m, err := Create(filepath.Join(t.TempDir(), "locks"), 4096, WithMaxOpenFiles(1))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer m.Close()
+	touch := func(id uint32) *Locker {
+		l, err := m.Retrieve(id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		l.Lock()
+		l.Unlock()
+		return l
+	}
+	a := touch(0)
+	touch(1) // the cache bound (1) evicts 0, which stays on the probation list
+	touch(0) // opened again: admitted to the cache
+	if a.st.opens != 2 || a.st.fd < 0 {
+		t.Fatalf("lock 0 after its second open: opens %d, fd %d", a.st.opens, a.st.fd)
+	}
+	m.cache.mu.Lock()
+	m.cache.endProbation(len(m.cache.probation))
+	fd := a.st.fd
+	m.cache.mu.Unlock()
+	if fd < 0 {
+		t.Error("ending probation closed the descriptor of a lock opened twice")
+	}
+}
