@@ -16,7 +16,8 @@ const (
 
 // children maps each role to the function that plays it.
 var children = map[string]func() error{
-	"hold": childHold,
+	"hold":    childHold,
+	"contend": childContend,
 }
 
 // runChild plays the role in $ETCDLOCK_CHILD, if any, and reports whether
