@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"strconv"
+	"sync/atomic"
 
 	"go.etcd.io/etcd/api/v3/mvccpb"
 	clientv3 "go.etcd.io/etcd/client/v3"
@@ -17,6 +18,11 @@ import (
 // its own is gone. The holder's key's create revision is the fencing token:
 // keys are served in create-revision order, and revisions only grow, so
 // each acquisition of an ID gets a larger token than the one before.
+
+// lagWatch makes waiters watch from revision 1, as a watch served by a
+// member that lags far behind would: the tests use it to check that events
+// older than a waiter's read are skipped.
+var lagWatch atomic.Bool
 
 // errSessionLost says that the session's lease ended while acquiring: the
 // holder key went with it, and the attempt starts again on a new session.
@@ -100,7 +106,11 @@ func (m *Manager) acquireIn(ctx context.Context, s *session, id uint32, wait boo
 func (m *Manager) waitPredecessors(ctx context.Context, s *session, dir, key string, rev int64) error {
 	wctx, cancel := context.WithCancel(clientv3.WithRequireLeader(ctx))
 	defer cancel()
-	wch := m.cli.Watch(wctx, dir, clientv3.WithPrefix(), clientv3.WithFilterPut(), clientv3.WithCreatedNotify())
+	wopts := []clientv3.OpOption{clientv3.WithPrefix(), clientv3.WithFilterPut(), clientv3.WithCreatedNotify()}
+	if lagWatch.Load() {
+		wopts = append(wopts, clientv3.WithRev(1))
+	}
+	wch := m.cli.Watch(wctx, dir, wopts...)
 	older := make(map[string]bool)
 	created := false
 	for !created {
@@ -126,15 +136,19 @@ func (m *Manager) waitPredecessors(ctx context.Context, s *session, dir, key str
 		older[string(kv.Key)] = true
 	}
 	// The watch began before the read, so it reports every deletion after
-	// the read, in revision order; deletions before it are of keys the
-	// read did not return.
+	// the read, in revision order. It may report earlier ones too, which
+	// the read already reflects, and which must be skipped: the member
+	// serving the watch may lag behind the one that answered the read, and
+	// a holder that unlocks and locks again reuses its key's name, so an
+	// old deletion can name a key that the read found alive.
+	readRev := resp.Header.Revision
 	for len(older) > 0 {
 		wr, err := m.nextWatch(ctx, s, wch, key)
 		if err != nil {
 			return err
 		}
 		for _, ev := range wr.Events {
-			if ev.Type != mvccpb.DELETE {
+			if ev.Type != mvccpb.DELETE || ev.Kv.ModRevision <= readRev {
 				continue
 			}
 			k := string(ev.Kv.Key)
