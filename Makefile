@@ -9,7 +9,7 @@ STATICCHECK := honnef.co/go/tools/cmd/staticcheck@v0.8.2
 BENCHSTAT   := golang.org/x/perf/cmd/benchstat@v0.0.0-20260908200009-22c9c6c9d4da
 FUZZTIME  ?= 30s
 
-.PHONY: all build test race bench lint fuzz torture torture-long clean test-etcd etcd-demo bench-etcd soak-etcd
+.PHONY: all build test race bench lint fuzz torture torture-long clean test-etcd etcd-demo bench-etcd cluster-etcd soak-etcd
 
 all: build test
 
@@ -31,6 +31,16 @@ test:
 # takes about three.
 test-etcd:
 	cd etcdlock && $(GO) vet ./... && $(GO) test -race -count=1 -timeout 15m ./...
+
+# A 3-member embedded cluster, 8 client processes contending for one lock
+# with a fenced counter, the leader stopped and restarted, a member
+# partitioned: about 35 s (cluster-etcd), or with five times longer phases
+# (soak-etcd).
+cluster-etcd:
+	cd etcdlock && LOCKDIR_ETCD_CLUSTER=short $(GO) test -count=1 -v -run '^TestClusterFencedCounter$$' . | grep -E 'FIGURE|^--- |^(ok|FAIL|PASS)'
+
+soak-etcd:
+	cd etcdlock && LOCKDIR_ETCD_CLUSTER=long $(GO) test -race -count=1 -v -timeout 30m -run '^TestClusterFencedCounter$$' . | grep -E 'FIGURE|^--- |^(ok|FAIL|PASS)'
 
 # Two processes contend for one lock through an embedded etcd.
 etcd-demo:

@@ -16,8 +16,9 @@ const (
 
 // children maps each role to the function that plays it.
 var children = map[string]func() error{
-	"hold":    childHold,
-	"contend": childContend,
+	"hold":          childHold,
+	"contend":       childContend,
+	"cluster-count": childClusterCount,
 }
 
 // runChild plays the role in $ETCDLOCK_CHILD, if any, and reports whether
