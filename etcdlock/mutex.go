@@ -44,6 +44,9 @@ func (m *Manager) acquire(ctx context.Context, id uint32, wait bool) (*hold, err
 		}
 		h, err := m.acquireIn(ctx, s, id, wait)
 		if errors.Is(err, errSessionLost) {
+			// Revoke the lease, in case only the client gave up on
+			// it: its keys would otherwise wait out the TTL.
+			m.abandon(s)
 			continue
 		}
 		return h, err
