@@ -32,7 +32,7 @@ func (l *Locker) ID() uint32 { return l.st.id }
 // has no error result, so it panics if the Manager is closed or the lock
 // space is gone.
 func (l *Locker) Lock() {
-	if err := l.lock(context.Background(), true); err != nil {
+	if err := l.lock(context.Background()); err != nil {
 		panic(err)
 	}
 }
@@ -45,7 +45,7 @@ func (l *Locker) LockContext(ctx context.Context) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
-	return l.lock(ctx, true)
+	return l.lock(ctx)
 }
 
 // TryLock takes the lock if it is free and reports whether it did. It
@@ -72,9 +72,8 @@ func (l *Locker) TryLock() bool {
 }
 
 // lock takes the in-process mutex, then the etcd mutex, retrying the
-// latter on etcd errors until ctx is done (or forever, if retry and ctx
-// cannot be done).
-func (l *Locker) lock(ctx context.Context, retry bool) error {
+// latter on etcd errors until ctx is done (or forever, if it cannot be).
+func (l *Locker) lock(ctx context.Context) error {
 	st := l.st
 	m := l.m
 	// The wait ends when ctx is done or the Manager is closed.
@@ -94,7 +93,7 @@ func (l *Locker) lock(ctx context.Context, retry bool) error {
 			st.hold.Store(h)
 			return nil
 		}
-		if ctx.Err() != nil || m.closed.Load() || errors.Is(err, lock.ErrCorrupt) || !retry {
+		if ctx.Err() != nil || m.closed.Load() || errors.Is(err, lock.ErrCorrupt) {
 			<-st.sem
 			return l.doneErr(ctx, err)
 		}

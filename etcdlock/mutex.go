@@ -3,7 +3,6 @@ package etcdlock
 import (
 	"context"
 	"errors"
-	"fmt"
 	"os"
 	"strconv"
 	"sync/atomic"
@@ -208,5 +207,3 @@ func (m *Manager) release(h *hold) {
 	}
 	m.withdraw(h.sess, h.key)
 }
-
-func (h *hold) String() string { return fmt.Sprintf("%s@%d", h.key, h.rev) }
