@@ -56,7 +56,7 @@ func TestKillHolder(t *testing.T) {
 	if err := cmd.Process.Kill(); err != nil {
 		t.Fatal(err)
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), testTTL+3*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), testTTL+5*time.Second)
 	defer cancel()
 	if err := l.LockContext(ctx); err != nil {
 		t.Fatalf("Lock after killing the holder: %v", err)
