@@ -26,9 +26,9 @@ test:
 	$(MAKE) torture
 
 # The etcdlock module (its own go.mod, so that filelock users build nothing
-# of etcd), against an etcd embedded in the test binary: about a minute under
-# the race detector on 2 cores, after a first build of etcd with -race that
-# takes about three.
+# of etcd), against an etcd embedded in the test binary: one to two minutes
+# under the race detector on 2 shared cores, after a first build of etcd
+# with -race that takes about three.
 test-etcd:
 	cd etcdlock && $(GO) vet ./... && $(GO) test -race -count=1 -timeout 15m ./...
 
