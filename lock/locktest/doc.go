@@ -33,9 +33,11 @@
 // do: AllocateLock returns the lowest free ID (unless Harness.AnyFreeID is
 // set); a Locker may be unlocked by a goroutine other than the one that
 // locked it; FreeAllLocks leaves held locks held; and a lock whose holder
-// is killed is free again within two seconds. Managers whose Lockers also
-// implement RWLocker are checked for shared locking too, with the rules of
-// sync.RWMutex, writer preference included.
+// is killed is free again within two seconds (or Harness.KillRelease).
+// Harness.CounterPatience gives slower managers, such as one on a network
+// service, more time for the checks that lock thousands of times. Managers
+// whose Lockers also implement RWLocker are checked for shared locking too,
+// with the rules of sync.RWMutex, writer preference included.
 //
 // Run the suite with the race detector: the checks that share ordinary
 // memory between Lockers of one Manager rely on Unlock happening before the

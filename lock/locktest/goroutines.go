@@ -101,7 +101,7 @@ func checkUnlockInOtherGoroutine(t *testing.T, s *suite) {
 // happen before the next Lock for the race detector; otherwise it is read
 // and written with atomic operations, for Lockers that only the operating
 // system synchronizes.
-func count(t *testing.T, shared bool, lockerFor func(g int) lock.Locker) {
+func count(t *testing.T, s *suite, shared bool, lockerFor func(g int) lock.Locker) {
 	t.Helper()
 	var (
 		plain   int
@@ -148,8 +148,8 @@ func count(t *testing.T, shared bool, lockerFor func(g int) lock.Locker) {
 	}()
 	select {
 	case <-done:
-	case <-time.After(patience):
-		t.Fatalf("goroutines incrementing a counter under the lock did not finish within %v", patience)
+	case <-time.After(s.counterPatience()):
+		t.Fatalf("goroutines incrementing a counter under the lock did not finish within %v", s.counterPatience())
 	}
 	if p := panicked.Load(); p != nil {
 		t.Fatalf("Lock or Unlock panicked: %v", p)
@@ -171,7 +171,7 @@ func count(t *testing.T, shared bool, lockerFor func(g int) lock.Locker) {
 func checkCounterSharedLocker(t *testing.T, s *suite) {
 	m, _ := s.new(t, 4)
 	l := allocate(t, m)
-	count(t, true, func(int) lock.Locker { return l })
+	count(t, s, true, func(int) lock.Locker { return l })
 }
 
 // checkCounterSeparateLockers: goroutines with their own Lockers for one ID
@@ -179,7 +179,7 @@ func checkCounterSharedLocker(t *testing.T, s *suite) {
 func checkCounterSeparateLockers(t *testing.T, s *suite) {
 	m, _ := s.new(t, 4)
 	id := allocate(t, m).ID()
-	count(t, true, func(int) lock.Locker { return retrieve(t, m, id) })
+	count(t, s, true, func(int) lock.Locker { return retrieve(t, m, id) })
 }
 
 // checkCounterTwoHandles: goroutines with Lockers for one ID from two
@@ -189,7 +189,7 @@ func checkCounterTwoHandles(t *testing.T, s *suite) {
 	m2 := s.open(t, addr)
 	id := allocate(t, m1).ID()
 	ms := []lock.Manager{m1, m2}
-	count(t, false, func(g int) lock.Locker { return retrieve(t, ms[g%2], id) })
+	count(t, s, false, func(g int) lock.Locker { return retrieve(t, ms[g%2], id) })
 }
 
 // checkConcurrentAllocate allocates every lock from goroutines on three

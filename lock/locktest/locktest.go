@@ -28,6 +28,18 @@ type Harness struct {
 	// AnyFreeID lets AllocateLock return any free ID. By default the suite
 	// expects the lowest free ID, as Podman's managers return.
 	AnyFreeID bool
+
+	// KillRelease bounds how long after a holder is killed its lock must
+	// be free again. The default, 0, means two seconds, which a lock the
+	// kernel releases meets at once; a manager whose locks outlive their
+	// holder by a lease TTL sets it a little above that TTL.
+	KillRelease time.Duration
+
+	// CounterPatience bounds how long the counter checks, 1,600 Lock and
+	// Unlock pairs between goroutines and 400 between processes, may take.
+	// The default, 0, means ten seconds, ample for a local lock; a manager
+	// whose Lock and Unlock are each a network round trip sets it higher.
+	CounterPatience time.Duration
 }
 
 // Timing of the checks. A Lock that must block is watched for blockWindow;
@@ -125,6 +137,14 @@ func Run(t *testing.T, h Harness) {
 // suite holds what the checks share.
 type suite struct {
 	h Harness
+}
+
+// counterPatience is the bound of the counter checks.
+func (s *suite) counterPatience() time.Duration {
+	if s.h.CounterPatience > 0 {
+		return s.h.CounterPatience
+	}
+	return patience
 }
 
 // new returns a new manager with the given capacity, and its address.

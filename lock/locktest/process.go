@@ -259,7 +259,7 @@ func checkParentWaitsForChild(t *testing.T, s *suite) {
 }
 
 // checkKillReleases: killing a child that holds a lock releases the lock
-// at once.
+// at once, or within Harness.KillRelease.
 func checkKillReleases(t *testing.T, s *suite) {
 	m, addr := s.new(t, 4)
 	l := allocate(t, m)
@@ -274,7 +274,11 @@ func checkKillReleases(t *testing.T, s *suite) {
 	if err := c.cmd.Process.Kill(); err != nil {
 		t.Fatalf("killing child: %v", err)
 	}
-	at := a.wait(t, killLimit, "the child holding it was killed")
+	limit := killLimit
+	if s.h.KillRelease > 0 {
+		limit = s.h.KillRelease
+	}
+	at := a.wait(t, limit, "the child holding it was killed")
 	t.Logf("lock acquired %v after killing its holder", at.Sub(killed))
 	unlock(t, l)
 	<-c.exited
@@ -371,7 +375,7 @@ func checkChildCounter(t *testing.T, s *suite) {
 		c.send("go")
 	}
 	for _, c := range cs {
-		c.expect("done", patience)
+		c.expect("done", s.counterPatience())
 		c.wait()
 	}
 	b, err := os.ReadFile(file)

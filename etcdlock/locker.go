@@ -1,0 +1,180 @@
+package etcdlock
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/lockdir/lockdir/lock"
+)
+
+// Locker is one lock of a Manager. It implements lock.Locker, with TryLock,
+// LockContext, Token and Lost besides. A Locker is safe for concurrent use:
+// like a sync.Mutex, it excludes the goroutines that share it as well as
+// every other Locker for its ID, in this process or another, on this host
+// or another.
+//
+// A lock is not recursive: a goroutine that locks a lock it already holds
+// blocks forever. Unlock may be called from another goroutine than Lock.
+type Locker struct {
+	m  *Manager
+	st *lockState
+}
+
+var _ lock.Locker = (*Locker)(nil)
+
+// ID returns the lock's ID.
+func (l *Locker) ID() uint32 { return l.st.id }
+
+// Lock blocks until it holds the lock. While etcd cannot be reached it
+// keeps trying, with a backoff up to a second, as a wait for the lock. It
+// has no error result, so it panics if the Manager is closed or the lock
+// space is gone.
+func (l *Locker) Lock() {
+	if err := l.lock(context.Background()); err != nil {
+		panic(err)
+	}
+}
+
+// LockContext blocks until it holds the lock or ctx is done. When ctx is
+// done first it returns an error matching ctx.Err(), holding nothing. Unlike
+// Lock, it returns errors (such as lock.ErrClosed) instead of panicking.
+// While etcd cannot be reached it keeps trying until ctx is done.
+func (l *Locker) LockContext(ctx context.Context) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	return l.lock(ctx)
+}
+
+// TryLock takes the lock if it is free and reports whether it did. It
+// waits for etcd (two round trips when the lock is held), but never for
+// the lock. It panics if the Manager is closed or etcd does not answer
+// within the timeout (WithTimeout).
+func (l *Locker) TryLock() bool {
+	st := l.st
+	select {
+	case st.sem <- struct{}{}:
+	default:
+		return false
+	}
+	h, err := l.m.acquire(l.m.ctx, st.id, false)
+	if err != nil || h == nil {
+		<-st.sem
+		if err != nil {
+			panic(err)
+		}
+		return false
+	}
+	st.hold.Store(h)
+	return true
+}
+
+// lock takes the in-process mutex, then the etcd mutex, retrying the
+// latter on etcd errors until ctx is done (or forever, if it cannot be).
+func (l *Locker) lock(ctx context.Context) error {
+	st := l.st
+	m := l.m
+	// The wait ends when ctx is done or the Manager is closed.
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	stop := context.AfterFunc(m.ctx, cancel)
+	defer stop()
+	select {
+	case st.sem <- struct{}{}:
+	case <-ctx.Done():
+		return l.doneErr(ctx, nil)
+	}
+	var last error
+	for delay := 10 * time.Millisecond; ; delay = min(2*delay, time.Second) {
+		h, err := m.acquire(ctx, st.id, true)
+		if err == nil {
+			st.hold.Store(h)
+			return nil
+		}
+		if ctx.Err() != nil || m.closed.Load() || errors.Is(err, lock.ErrCorrupt) {
+			<-st.sem
+			return l.doneErr(ctx, err)
+		}
+		last = err
+		t := time.NewTimer(delay)
+		select {
+		case <-t.C:
+		case <-ctx.Done():
+			t.Stop()
+			<-st.sem
+			return l.doneErr(ctx, last)
+		}
+	}
+}
+
+// doneErr is the error of a lock attempt that ended with err, or because
+// its context was done.
+func (l *Locker) doneErr(ctx context.Context, err error) error {
+	if l.m.closed.Load() {
+		return fmt.Errorf("lock %d in %s: %w", l.st.id, l.m.k.p, lock.ErrClosed)
+	}
+	if cerr := ctx.Err(); cerr != nil {
+		if err != nil && !errors.Is(err, cerr) {
+			return fmt.Errorf("lock %d in %s: %w (last etcd error: %v)", l.st.id, l.m.k.p, cerr, err)
+		}
+		return cerr
+	}
+	return err
+}
+
+// Unlock releases the lock. It panics if the lock is not locked.
+//
+// If the lock was lost (Lost is closed), Unlock still returns at once and
+// leaves the Locker unlocked: the holder key is gone, or goes with the
+// lease within the TTL. If etcd cannot be reached, Unlock does not panic
+// either: it abandons the session, whose lease then expires within the TTL,
+// taking this and every other lock held through the Manager with it (their
+// Lost channels are closed).
+func (l *Locker) Unlock() {
+	st := l.st
+	h := st.hold.Swap(nil)
+	if h == nil {
+		panic(fmt.Sprintf("etcdlock: Unlock of unlocked lock %d in %s", st.id, l.m.k.p))
+	}
+	l.m.release(h)
+	<-st.sem
+}
+
+// Token returns the fencing token of the current hold of the lock: the etcd
+// revision at which its holder key was made. Tokens of successive holds of
+// one ID, by any process in the cluster, strictly increase, so a storage
+// service that remembers the largest token it has seen can refuse a write
+// from a holder that has lost the lock (docs/etcd.md). Token returns 0 if
+// the lock is not held through this Manager.
+func (l *Locker) Token() int64 {
+	if h := l.st.hold.Load(); h != nil {
+		return h.rev
+	}
+	return 0
+}
+
+// Lost returns a channel that is closed when the current hold of the lock is
+// lost before Unlock: the session lease expired or was revoked, keepalives
+// failed for longer than the TTL, or the Manager was closed. Another
+// process may hold the lock from then on. If the lock is not held through
+// this Manager, Lost returns a closed channel.
+func (l *Locker) Lost() <-chan struct{} {
+	if h := l.st.hold.Load(); h != nil {
+		return h.sess.done()
+	}
+	return closedChan
+}
+
+var closedChan = func() chan struct{} {
+	c := make(chan struct{})
+	close(c)
+	return c
+}()
+
+// Free marks the lock unallocated, so that AllocateLock may return its ID
+// again. It fails with an error matching lock.ErrNotAllocated if the lock is
+// not allocated. The Locker stays usable: Lock and Unlock work on a freed
+// lock without allocating it again.
+func (l *Locker) Free() error { return l.m.free(l.st.id) }

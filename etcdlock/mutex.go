@@ -1,0 +1,209 @@
+package etcdlock
+
+import (
+	"context"
+	"errors"
+	"os"
+	"strconv"
+	"sync/atomic"
+
+	"go.etcd.io/etcd/api/v3/mvccpb"
+	clientv3 "go.etcd.io/etcd/client/v3"
+)
+
+// The etcd side of a lock is the algorithm of etcd's concurrency.Mutex, with
+// the revisions kept: a would-be holder puts a key named by its lease under
+// the lock's directory, and holds the lock once every key created before
+// its own is gone. The holder's key's create revision is the fencing token:
+// keys are served in create-revision order, and revisions only grow, so
+// each acquisition of an ID gets a larger token than the one before.
+
+// lagWatch makes waiters watch from revision 1, as a watch served by a
+// member that lags far behind would: the tests use it to check that events
+// older than a waiter's read are skipped.
+var lagWatch atomic.Bool
+
+// errSessionLost says that the session's lease ended while acquiring: the
+// holder key went with it, and the attempt starts again on a new session.
+var errSessionLost = errors.New("session lease lost")
+
+// holderValue names this process in its holder keys, for humans.
+var holderValue = func() string {
+	host, _ := os.Hostname()
+	return host + " " + strconv.Itoa(os.Getpid())
+}()
+
+// acquire takes lock id in etcd. With wait false it gives up at once if
+// another holder has the lock, and returns a nil hold. st.sem must be held.
+func (m *Manager) acquire(ctx context.Context, id uint32, wait bool) (*hold, error) {
+	for {
+		s, err := m.session(ctx)
+		if err != nil {
+			return nil, err
+		}
+		h, err := m.acquireIn(ctx, s, id, wait)
+		if errors.Is(err, errSessionLost) {
+			// Revoke the lease, in case only the client gave up on
+			// it: its keys would otherwise wait out the TTL.
+			m.abandon(s)
+			continue
+		}
+		return h, err
+	}
+}
+
+// acquireIn takes lock id with a holder key bound to s.
+func (m *Manager) acquireIn(ctx context.Context, s *session, id uint32, wait bool) (*hold, error) {
+	key := m.k.holder(id, s.lease())
+	dir := m.k.lock(id)
+	rctx, cancel := context.WithTimeout(ctx, m.opts.timeout)
+	// One round trip: make the key unless a retry already made it, and
+	// read the oldest key, the holder's.
+	getOwner := clientv3.OpGet(dir, clientv3.WithFirstCreate()...)
+	resp, err := m.cli.Txn(rctx).
+		If(clientv3.Compare(clientv3.CreateRevision(key), "=", 0)).
+		Then(clientv3.OpPut(key, holderValue, clientv3.WithLease(clientv3.LeaseID(s.lease()))), getOwner).
+		Else(clientv3.OpGet(key), getOwner).
+		Commit()
+	cancel()
+	if err != nil {
+		// The put may have been applied: delete the key, or it would
+		// hold the lock once it is the oldest.
+		m.withdraw(s, key)
+		return nil, m.etcdErr("lock", key, err)
+	}
+	rev := resp.Header.Revision
+	if !resp.Succeeded {
+		rev = resp.Responses[0].GetResponseRange().Kvs[0].CreateRevision
+	}
+	h := &hold{key: key, rev: rev, sess: s}
+	if owner := resp.Responses[1].GetResponseRange().Kvs; len(owner) > 0 && owner[0].CreateRevision == rev {
+		return h, nil
+	}
+	if !wait {
+		if err := m.withdraw(s, key); err != nil {
+			return nil, err
+		}
+		return nil, nil
+	}
+	if err := m.waitPredecessors(ctx, s, dir, key, rev); err != nil {
+		if !errors.Is(err, errSessionLost) {
+			m.withdraw(s, key)
+		}
+		return nil, err
+	}
+	return h, nil
+}
+
+// waitPredecessors waits until no key under dir is older than rev, while
+// key, the caller's, still exists.
+//
+// It watches the whole directory from the current revision, then reads the
+// keys older than its own once the watch is in place, and counts them off
+// as the watch reports their deletion: the handoff costs no read after the
+// holder's delete. A watch that starts at an older revision, as
+// concurrency.Mutex's does, is caught up by etcd's background loop, which
+// runs every 100 ms, and so would add up to 100 ms to a handoff; a watch
+// from the current revision gets every event as it is committed, in order.
+func (m *Manager) waitPredecessors(ctx context.Context, s *session, dir, key string, rev int64) error {
+	wctx, cancel := context.WithCancel(clientv3.WithRequireLeader(ctx))
+	defer cancel()
+	wopts := []clientv3.OpOption{clientv3.WithPrefix(), clientv3.WithFilterPut(), clientv3.WithCreatedNotify()}
+	if lagWatch.Load() {
+		wopts = append(wopts, clientv3.WithRev(1))
+	}
+	wch := m.cli.Watch(wctx, dir, wopts...)
+	older := make(map[string]bool)
+	created := false
+	for !created {
+		wr, err := m.nextWatch(ctx, s, wch, key)
+		if err != nil {
+			return err
+		}
+		created = wr.Created
+	}
+	rctx, rcancel := context.WithTimeout(ctx, m.opts.timeout)
+	resp, err := m.cli.Txn(rctx).Then(
+		clientv3.OpGet(key, clientv3.WithKeysOnly()),
+		clientv3.OpGet(dir, clientv3.WithPrefix(), clientv3.WithMaxCreateRev(rev-1), clientv3.WithKeysOnly()),
+	).Commit()
+	rcancel()
+	if err != nil {
+		return m.etcdErr("lock", key, err)
+	}
+	if len(resp.Responses[0].GetResponseRange().Kvs) == 0 {
+		return errSessionLost
+	}
+	for _, kv := range resp.Responses[1].GetResponseRange().Kvs {
+		older[string(kv.Key)] = true
+	}
+	// The watch began before the read, so it reports every deletion after
+	// the read, in revision order. It may report earlier ones too, which
+	// the read already reflects, and which must be skipped: the member
+	// serving the watch may lag behind the one that answered the read, and
+	// a holder that unlocks and locks again reuses its key's name, so an
+	// old deletion can name a key that the read found alive.
+	readRev := resp.Header.Revision
+	for len(older) > 0 {
+		wr, err := m.nextWatch(ctx, s, wch, key)
+		if err != nil {
+			return err
+		}
+		for _, ev := range wr.Events {
+			if ev.Type != mvccpb.DELETE || ev.Kv.ModRevision <= readRev {
+				continue
+			}
+			k := string(ev.Kv.Key)
+			if k == key {
+				return errSessionLost
+			}
+			delete(older, k)
+		}
+	}
+	return nil
+}
+
+// nextWatch returns the next response on wch. It fails if the watch ends,
+// s ends or ctx is done.
+func (m *Manager) nextWatch(ctx context.Context, s *session, wch clientv3.WatchChan, key string) (clientv3.WatchResponse, error) {
+	select {
+	case wr, ok := <-wch:
+		if err := ctx.Err(); err != nil {
+			return wr, err
+		}
+		if !ok {
+			return wr, m.etcdErr("watch", key, errors.New("watch closed"))
+		}
+		if err := wr.Err(); err != nil {
+			return wr, m.etcdErr("watch", key, err)
+		}
+		return wr, nil
+	case <-s.done():
+		return clientv3.WatchResponse{}, errSessionLost
+	case <-ctx.Done():
+		return clientv3.WatchResponse{}, ctx.Err()
+	}
+}
+
+// withdraw deletes key, a holder key of s that must not hold the lock. If
+// etcd cannot be reached, it abandons s so that the key expires with the
+// lease within the TTL, and returns the error.
+func (m *Manager) withdraw(s *session, key string) error {
+	ctx, cancel := m.reqCtx()
+	defer cancel()
+	if _, err := m.cli.Delete(ctx, key); err != nil {
+		m.abandon(s)
+		return m.etcdErr("unlock", key, err)
+	}
+	return nil
+}
+
+// release deletes the holder key of h. If the session is already lost, the
+// key is gone or goes with the lease, and release does not wait for etcd.
+func (m *Manager) release(h *hold) {
+	if !h.sess.alive() {
+		go m.withdraw(h.sess, h.key)
+		return
+	}
+	m.withdraw(h.sess, h.key)
+}

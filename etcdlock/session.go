@@ -1,0 +1,82 @@
+package etcdlock
+
+import (
+	"context"
+	"time"
+
+	"go.etcd.io/etcd/client/v3/concurrency"
+)
+
+// session is a lease kept alive for the locks held through a Manager. Every
+// holder key is bound to it, so that the keys of a process that dies, or
+// that loses etcd for longer than the TTL, are deleted by etcd itself.
+type session struct {
+	s *concurrency.Session
+}
+
+func (s *session) lease() int64          { return int64(s.s.Lease()) }
+func (s *session) done() <-chan struct{} { return s.s.Done() }
+
+func (s *session) alive() bool {
+	select {
+	case <-s.s.Done():
+		return false
+	default:
+		return true
+	}
+}
+
+// close stops the keepalives and revokes the lease, deleting its keys.
+func (s *session) close(timeout time.Duration) error {
+	s.s.Orphan()
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	defer cancel()
+	_, err := s.s.Client().Revoke(ctx, s.s.Lease())
+	return err
+}
+
+// session returns the Manager's live session, granting a new lease if there
+// is none or the last one was lost. The grant is bounded by the timeout and
+// by ctx.
+func (m *Manager) session(ctx context.Context) (*session, error) {
+	m.sessMu.Lock()
+	defer m.sessMu.Unlock()
+	if m.closed.Load() {
+		return nil, m.errClosed()
+	}
+	if m.sess != nil && m.sess.alive() {
+		return m.sess, nil
+	}
+	gctx, cancel := context.WithTimeout(ctx, m.opts.timeout)
+	defer cancel()
+	ttl := int64(m.opts.ttl / time.Second)
+	g, err := m.cli.Grant(gctx, ttl)
+	if err != nil {
+		return nil, m.etcdErr("grant lease", m.k.p, err)
+	}
+	// The session's context is the Manager's, not ctx: it lives on after
+	// the call that made it, until Close or the lease is lost.
+	s, err := concurrency.NewSession(m.cli, concurrency.WithLease(g.ID),
+		concurrency.WithTTL(int(ttl)), concurrency.WithContext(m.ctx))
+	if err != nil {
+		rctx, cancel := context.WithTimeout(context.Background(), m.opts.timeout)
+		m.cli.Revoke(rctx, g.ID)
+		cancel()
+		return nil, m.etcdErr("keep lease alive", m.k.p, err)
+	}
+	m.sess = &session{s: s}
+	return m.sess, nil
+}
+
+// abandon drops s as the Manager's session, if it is, and revokes its
+// lease in the background. Unlock calls it when it cannot delete a holder
+// key: without keepalives the lease, and so the key, expires within the
+// TTL even if the revoke does not reach etcd either.
+func (m *Manager) abandon(s *session) {
+	m.sessMu.Lock()
+	if m.sess == s {
+		m.sess = nil
+	}
+	m.sessMu.Unlock()
+	go s.close(m.opts.ttl)
+}
