@@ -14,7 +14,6 @@
 package torture
 
 import (
-	"bufio"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -90,7 +89,11 @@ func fatal(format string, args ...any) {
 
 // appendLog is a log file written one line per write(2) with O_APPEND, so
 // that lines of concurrent writers, in this process or others, never
-// interleave and a SIGKILL never loses a line whose write returned.
+// interleave and a SIGKILL never loses a line whose write returned. A
+// SIGKILL can tear a write that crosses a page boundary of the file,
+// though: the kernel checks for a fatal signal between the pages it
+// copies. So records are framed (see stormRecord), and a torn one cannot
+// be glued to the next and misread.
 type appendLog struct{ f *os.File }
 
 func openLog(path string) appendLog {
@@ -219,9 +222,11 @@ func StormLogPath(work string) string { return filepath.Join(work, "storm.log") 
 //	F id pid     before calling Free on id, which pid owns; from this line
 //	             on pid no longer owns id, whether or not the free completes
 //
-// so a kill between an allocation and its A line, or between an F line and
-// the end of the free, leaks the ID (allocated, unowned) but can never make
-// two owners. It prints "ready" once the manager is open.
+// framed by stormRecord, so a kill between an allocation and its A line,
+// or between an F line and the end of the free, leaks the ID (allocated,
+// unowned) but can never make two owners; a kill inside the write of an F
+// line leaves the ID owned by the dead process, and allocated. It prints
+// "ready" once the manager is open.
 func childStorm(a ChildArgs) {
 	m, err := filelock.Open(a.Dir, filelock.WithFsync(a.Fsync))
 	if err != nil {
@@ -251,7 +256,7 @@ func childStorm(a ChildArgs) {
 			}
 			switch {
 			case err == nil:
-				log.printf("A %d %d\n", l.ID(), pid)
+				log.printf(stormRecord, "A", l.ID(), pid)
 				owned = append(owned, l.ID())
 			case errors.Is(err, lock.ErrAllocated), errors.Is(err, lock.ErrInvalidID), errors.Is(err, lock.ErrNoFreeLocks):
 			default:
@@ -262,7 +267,7 @@ func childStorm(a ChildArgs) {
 			id := owned[i]
 			owned[i] = owned[len(owned)-1]
 			owned = owned[:len(owned)-1]
-			log.printf("F %d %d\n", id, pid)
+			log.printf(stormRecord, "F", id, pid)
 			l, err := m.RetrieveLock(id)
 			if err == nil {
 				err = l.Free()
@@ -277,32 +282,30 @@ func childStorm(a ChildArgs) {
 	}
 }
 
-// StormEvent is one parsed line of the storm log.
+// stormRecord frames a storm log record: a newline first, so that a record
+// torn by a kill is never joined to the next one, and a final "." that a
+// torn record lacks.
+const stormRecord = "\n%s %d %d .\n"
+
+// StormEvent is one record of the storm log.
 type StormEvent struct {
 	Op  byte // 'A' or 'F'
 	ID  uint32
 	PID int
 }
 
-// ReadStormLog parses the storm log. A torn last line (a child killed
-// inside write(2), which Linux does not do for small appends) is counted
-// in torn, not parsed.
-func ReadStormLog(path string) (evs []StormEvent, torn int, err error) {
-	f, err := os.Open(path)
-	if err != nil {
-		return nil, 0, err
+// ParseStormLine parses one line of the storm log. It reports false for a
+// record torn by a kill, and for the empty lines between records, which
+// the caller tells apart by the line being empty.
+func ParseStormLine(line string) (StormEvent, bool) {
+	f := strings.Fields(line)
+	if len(f) != 4 || len(f[0]) != 1 || (f[0] != "A" && f[0] != "F") || f[3] != "." {
+		return StormEvent{}, false
 	}
-	defer f.Close()
-	sc := bufio.NewScanner(f)
-	for sc.Scan() {
-		var e StormEvent
-		var op string
-		if n, _ := fmt.Sscanf(sc.Text(), "%s %d %d", &op, &e.ID, &e.PID); n != 3 || len(op) != 1 {
-			torn++
-			continue
-		}
-		e.Op = op[0]
-		evs = append(evs, e)
+	id, err1 := strconv.ParseUint(f[1], 10, 32)
+	pid, err2 := strconv.Atoi(f[2])
+	if err1 != nil || err2 != nil {
+		return StormEvent{}, false
 	}
-	return evs, torn, sc.Err()
+	return StormEvent{Op: f[0][0], ID: uint32(id), PID: pid}, true
 }

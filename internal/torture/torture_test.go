@@ -521,25 +521,27 @@ func TestTortureRegistryCrash(t *testing.T) {
 		last := bytes.LastIndexByte(fresh, '\n')
 		partial = append([]byte(nil), fresh[last+1:]...)
 		if len(partial) > 0 {
-			torn++ // a kill inside write(2); never seen on Linux
+			torn++ // the last record, torn by a kill
 			partial = nil
 		}
 		for line := range strings.Lines(string(fresh[:last+1])) {
-			var op string
-			var id uint32
-			var pid int
-			if n, _ := fmt.Sscanf(line, "%s %d %d", &op, &id, &pid); n != 3 {
-				torn++
+			if strings.TrimSpace(line) == "" {
+				continue // between framed records
+			}
+			ev, ok := ParseStormLine(line)
+			if !ok {
+				torn++ // a kill inside a write that crossed a page
 				continue
 			}
-			switch op {
-			case "A":
+			id, pid := ev.ID, ev.PID
+			switch ev.Op {
+			case 'A':
 				allocs++
 				if o, ok := owners[id]; ok {
 					violate("lock %d allocated to %d while %d owned it", id, pid, o)
 				}
 				owners[id] = pid
-			case "F":
+			case 'F':
 				frees++
 				if o, ok := owners[id]; !ok || o != pid {
 					violate("lock %d freed by %d, but owned by %d (%v)", id, pid, o, ok)
