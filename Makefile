@@ -88,6 +88,7 @@ lint:
 	GOOS=freebsd $(GO) vet $(PKGS)
 	GOOS=windows $(GO) vet $(PKGS)
 	for arch in s390x ppc64; do GOOS=linux GOARCH=$$arch $(GO) vet $(PKGS) || exit 1; done
+	cd etcdlock && $(GO) vet ./... && $(GO) run $(STATICCHECK) ./...
 
 # Each fuzz target for FUZZTIME; the seed corpora run in `make test`.
 # Minimizing each new interesting input, which is tens of kilobytes like a

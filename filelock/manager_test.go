@@ -1080,7 +1080,16 @@ func TestRecreateAfterMovingRegistryAside(t *testing.T) {
 // a nil lock.Locker with their error, not a nil *Locker inside one, which
 // would compare unequal to nil.
 func TestFailedLockerIsNilInterface(t *testing.T) {
-	m := newManager(t, 4, 4)
+	m, err := filelock.Create(filepath.Join(t.TempDir(), "locks"), 4)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer m.Close()
+	for range 4 {
+		if _, err := m.AllocateLock(); err != nil {
+			t.Fatal(err)
+		}
+	}
 	calls := map[string]func() (lock.Locker, error){
 		"AllocateLock":            m.AllocateLock,
 		"RetrieveLock":            func() (lock.Locker, error) { return m.RetrieveLock(9) },

@@ -3,6 +3,7 @@
 package filelock
 
 import (
+	"math"
 	"time"
 
 	"golang.org/x/sys/unix"
@@ -153,7 +154,12 @@ func fileLimit() (uint64, error) {
 	if err := unix.Getrlimit(unix.RLIMIT_NOFILE, &rl); err != nil {
 		return 0, err
 	}
-	return rl.Cur, nil
+	// RLIM_INFINITY is the largest uint64 on Linux and negative where Cur
+	// is an int64 (FreeBSD): either way, no limit.
+	if int64(rl.Cur) < 0 {
+		return math.MaxUint64, nil
+	}
+	return uint64(rl.Cur), nil
 }
 
 // The calls below are the registry's I/O, reached through dirFS (dirfs.go)
