@@ -7,6 +7,7 @@ import (
 	"io"
 	"os"
 	"strings"
+	"syscall"
 )
 
 // Exit codes. They are documented in docs/cli.md; do not renumber them.
@@ -58,6 +59,13 @@ func usageError(cmd, format string, args ...any) error {
 type exitStatus int
 
 func (s exitStatus) Error() string { return fmt.Sprintf("exit status %d", int(s)) }
+
+// signalStatus is the status that reports signal sig: 128+N, as a shell
+// reports a process that signal N killed. lock returns it when a signal
+// killed its command or ended its wait, check when a signal stopped it.
+func signalStatus(sig os.Signal) exitStatus {
+	return exitStatus(128 + int(sig.(syscall.Signal)))
+}
 
 var errHelp = errors.New("help requested")
 
@@ -245,7 +253,7 @@ func parseFlags(fs *flag.FlagSet, args []string, stopAtFirst bool) ([]string, er
 			pos = append(pos, args[i+1:]...)
 			break
 		}
-		if len(a) < 2 || a[0] != '-' || isNumber(a[1:]) {
+		if !isFlag(a) {
 			if stopAtFirst {
 				pos = append(pos, args[i:]...)
 				break
@@ -279,6 +287,13 @@ func parseFlags(fs *flag.FlagSet, args []string, stopAtFirst bool) ([]string, er
 	return pos, nil
 }
 
+// isFlag reports whether command-line argument a is a flag: it starts
+// with "-" and is not "-" alone or a negative number.
+func isFlag(a string) bool {
+	return len(a) >= 2 && a[0] == '-' && !isNumber(a[1:])
+}
+
+// isNumber reports whether s is a decimal number without a sign.
 func isNumber(s string) bool {
 	if s == "" {
 		return false
