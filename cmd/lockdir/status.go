@@ -3,7 +3,6 @@ package main
 import (
 	"bytes"
 	"cmp"
-	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
@@ -41,9 +40,7 @@ stable schema, see docs/cli.md.`,
 				return err
 			}
 			if *asJSON {
-				enc := json.NewEncoder(stdout)
-				enc.SetIndent("", "  ")
-				return enc.Encode(st)
+				return printJSON(st)
 			}
 			printStatus(st)
 			return nil
