@@ -159,6 +159,7 @@ func run(args []string) int {
 	return report(err)
 }
 
+// runArgs parses the global flags and runs the command that args name.
 func runArgs(args []string) error {
 	var g globals
 	top := flag.NewFlagSet("lockdir", flag.ContinueOnError)
@@ -192,11 +193,17 @@ func runArgs(args []string) error {
 	if c == nil {
 		return usageError("", "unknown command %q", name)
 	}
+	return runCommand(c, rest, &g)
+}
+
+// runCommand runs command c with its command line args, the global flags
+// before its name already parsed into g.
+func runCommand(c *command, rest []string, g *globals) error {
 	if !c.ownSignals {
 		quietQuit()
 	}
 	if c.raw != nil {
-		err := c.raw(rest, &g)
+		err := c.raw(rest, g)
 		if errors.Is(err, errHelp) {
 			printRawUsage(stdout, c)
 			return nil
@@ -206,7 +213,7 @@ func runArgs(args []string) error {
 	fl := flag.NewFlagSet("lockdir "+c.name, flag.ContinueOnError)
 	fl.StringVar(&g.dir, "dir", g.dir, "the lock directory (see 'lockdir -h')")
 	fl.StringVar(&g.group, "group", g.group, "share the lock directory with this group (see 'lockdir -h')")
-	body := c.setup(fl, &g)
+	body := c.setup(fl, g)
 	pos, err := parseFlags(fl, rest, c.stopAtFirstArg)
 	if errors.Is(err, errHelp) {
 		printCommandUsage(stdout, c, fl)

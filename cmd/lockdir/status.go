@@ -97,6 +97,8 @@ type procJSON struct {
 	Command string `json:"command"`
 }
 
+// getStatus gathers what status shows of the given IDs, or of every
+// allocated or held lock if none are given.
 func getStatus(g *globals, ids []uint32) (*statusJSON, error) {
 	m, err := g.openManager(false)
 	if err != nil {
@@ -111,18 +113,9 @@ func getStatus(g *globals, ids []uint32) (*statusJSON, error) {
 	if err != nil {
 		return nil, dirError(m.Dir(), err)
 	}
-	holdersKnown := true
-	holders, err := m.Holders()
-	if errors.Is(err, errors.ErrUnsupported) {
-		holdersKnown = false
-	} else if err != nil {
-		return nil, fmt.Errorf("finding lock holders: %w", err)
-	}
-	var waiters []filelock.Holder
-	if holdersKnown {
-		if waiters, err = m.Waiters(); err != nil {
-			return nil, fmt.Errorf("finding lock waiters: %w", err)
-		}
+	t, err := readLockTable(m)
+	if err != nil {
+		return nil, err
 	}
 	unlinked, err := unlinkedInUse(m)
 	if err != nil {
@@ -134,36 +127,69 @@ func getStatus(g *globals, ids []uint32) (*statusJSON, error) {
 		Capacity:     capacity,
 		Allocated:    len(allocated),
 		Free:         max(0, int(capacity)-len(allocated)),
-		HoldersKnown: holdersKnown,
+		HoldersKnown: t.known,
 		Locks:        []lockStatus{},
 		Unlinked:     unlinked,
 	}
+	for _, id := range t.toShow(ids, allocated) {
+		_, isAlloc := slices.BinarySearch(allocated, id)
+		st.Locks = append(st.Locks, t.status(id, isAlloc))
+	}
+	return st, nil
+}
+
+// lockTable is who holds and who waits for the locks of a directory.
+type lockTable struct {
+	known            bool // false where filelock cannot tell (outside Linux)
+	holders, waiters []filelock.Holder
+}
+
+func readLockTable(m *filelock.Manager) (lockTable, error) {
+	var t lockTable
+	var err error
+	t.holders, err = m.Holders()
+	if errors.Is(err, errors.ErrUnsupported) {
+		return t, nil
+	}
+	if err != nil {
+		return t, fmt.Errorf("finding lock holders: %w", err)
+	}
+	t.known = true
+	if t.waiters, err = m.Waiters(); err != nil {
+		return t, fmt.Errorf("finding lock waiters: %w", err)
+	}
+	return t, nil
+}
+
+// toShow returns, in order, the IDs that status shows: ids if any are
+// given, else every allocated, held or awaited lock.
+func (t lockTable) toShow(ids, allocated []uint32) []uint32 {
 	show := ids
 	if len(show) == 0 {
 		show = slices.Clone(allocated)
-		for _, h := range slices.Concat(holders, waiters) {
+		for _, h := range slices.Concat(t.holders, t.waiters) {
 			show = append(show, h.ID)
 		}
 	}
 	slices.Sort(show)
-	show = slices.Compact(show)
-	for _, id := range show {
-		_, isAlloc := slices.BinarySearch(allocated, id)
-		ls := lockStatus{ID: id, Allocated: isAlloc, Holders: []holderJSON{}, Waiters: []holderJSON{}}
-		for _, h := range holders {
-			if h.ID == id {
-				ls.Held = true
-				ls.Holders = append(ls.Holders, holderJSON{PID: h.PID, Command: procComm(h.PID), Exclusive: h.Exclusive, Children: procChildren(h.PID)})
-			}
+	return slices.Compact(show)
+}
+
+// status is what status shows of lock id.
+func (t lockTable) status(id uint32, allocated bool) lockStatus {
+	ls := lockStatus{ID: id, Allocated: allocated, Holders: []holderJSON{}, Waiters: []holderJSON{}}
+	for _, h := range t.holders {
+		if h.ID == id {
+			ls.Held = true
+			ls.Holders = append(ls.Holders, holderJSON{PID: h.PID, Command: procComm(h.PID), Exclusive: h.Exclusive, Children: procChildren(h.PID)})
 		}
-		for _, w := range waiters {
-			if w.ID == id {
-				ls.Waiters = append(ls.Waiters, holderJSON{PID: w.PID, Command: procComm(w.PID), Exclusive: w.Exclusive, Children: []procJSON{}})
-			}
-		}
-		st.Locks = append(st.Locks, ls)
 	}
-	return st, nil
+	for _, w := range t.waiters {
+		if w.ID == id {
+			ls.Waiters = append(ls.Waiters, holderJSON{PID: w.PID, Command: procComm(w.PID), Exclusive: w.Exclusive, Children: []procJSON{}})
+		}
+	}
+	return ls
 }
 
 // procComm returns the command name of process pid, or "" if unknown.
