@@ -31,7 +31,7 @@ terminal.`,
 	setup: func(fl *flag.FlagSet, g *globals) func([]string) error {
 		procs := fl.Int("procs", 4, "number of contending processes, 1 to 256")
 		seconds := fl.Float64("seconds", 2, "how long to run, in seconds (at most 3600)")
-		asJSON := fl.Bool("json", false, "print JSON (schema in docs/cli.md)")
+		asJSON := fl.Bool("json", false, "print JSON, for scripts: stable fields, listed in lockdir's docs/cli.md")
 		return func(args []string) error {
 			if len(args) != 0 {
 				return usageError("check", "check: unexpected argument %q", args[0])

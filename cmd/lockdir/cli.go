@@ -139,7 +139,8 @@ Global flags (accepted before or after the command name):
 Run 'lockdir COMMAND -h' for a command's flags and arguments.
 Exit codes: 0 ok, 1 busy or timed out, 2 usage, 3 unusable directory,
 4 refused by the locks' state, 5 other failure, 6 check found violations,
-131 SIGQUIT. See lockdir(1) and docs/cli.md.
+131 SIGQUIT. Run 'man lockdir' for more; docs/cli.md in lockdir's
+sources has all of it.
 `
 
 func printMainUsage(w io.Writer) {

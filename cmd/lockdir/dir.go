@@ -154,7 +154,8 @@ func dirError(dir string, err error) error {
 }
 
 const corruptHint = "the registry is never reset automatically: stop every program that uses " +
-	"this directory, move it aside, and run 'lockdir init' (see docs/cli.md)"
+	"this directory, move it aside, run 'lockdir init', then allocate again the IDs your " +
+	"programs use (see 'man lockdir')"
 
 // classify returns the exit code and advice for an error that reached run.
 func classify(err error) (int, string) {

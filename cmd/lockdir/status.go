@@ -26,10 +26,11 @@ the given IDs), whether it is held, and by which process: its PID and
 command name (/proc/PID/comm), and the commands it runs (for lockdir lock,
 the wrapped command); then the processes waiting for it. It warns about a
 lock file or registry.lock deleted while in use. status never takes a
-lock: holders and waiters are read from /proc/locks. --json prints a
-stable schema, see docs/cli.md.`,
+lock: holders and waiters are read from /proc/locks. --json prints the
+same as one JSON object, for scripts: its fields may be added to but are
+never renamed or removed (docs/cli.md in lockdir's sources lists them).`,
 	setup: func(fl *flag.FlagSet, g *globals) func([]string) error {
-		asJSON := fl.Bool("json", false, "print JSON (schema in docs/cli.md)")
+		asJSON := fl.Bool("json", false, "print JSON, for scripts: stable fields, listed in lockdir's docs/cli.md")
 		return func(args []string) error {
 			ids, err := parseIDs("status", args)
 			if err != nil {
