@@ -121,15 +121,9 @@ func createLockdir(dir string, n int) (int, error) {
 func touchFiles(dir string, n int, flags int) (int, error) {
 	for id := range n {
 		path := dir + "/" + strconv.Itoa(id)
-		fd, err := unix.Open(path, unix.O_RDONLY|unix.O_CLOEXEC|flags, 0o600)
+		fd, err := touchFile(path, flags)
 		if err != nil {
-			return id, &os.PathError{Op: "open", Path: path, Err: err}
-		}
-		if err := unix.Flock(fd, unix.LOCK_EX); err != nil {
-			return id, &os.PathError{Op: "flock", Path: path, Err: err}
-		}
-		if err := unix.Flock(fd, unix.LOCK_UN); err != nil {
-			return id, &os.PathError{Op: "flock", Path: path, Err: err}
+			return id, err
 		}
 		if err := unix.Close(fd); err != nil {
 			return id, &os.PathError{Op: "close", Path: path, Err: err}
@@ -145,19 +139,27 @@ func touchFiles(dir string, n int, flags int) (int, error) {
 // growth waits for an RCU grace period.
 func touchFilesKeep(dir string, n int) (int, error) {
 	for id := range n {
-		path := dir + "/" + strconv.Itoa(id)
-		fd, err := unix.Open(path, unix.O_RDONLY|unix.O_CLOEXEC, 0)
-		if err != nil {
-			return id, &os.PathError{Op: "open", Path: path, Err: err}
-		}
-		if err := unix.Flock(fd, unix.LOCK_EX); err != nil {
-			return id, &os.PathError{Op: "flock", Path: path, Err: err}
-		}
-		if err := unix.Flock(fd, unix.LOCK_UN); err != nil {
-			return id, &os.PathError{Op: "flock", Path: path, Err: err}
+		if _, err := touchFile(dir+"/"+strconv.Itoa(id), 0); err != nil {
+			return id, err
 		}
 	}
 	return n, nil
+}
+
+// touchFile opens path as touchFiles does, locks and unlocks it, and
+// returns its descriptor.
+func touchFile(path string, flags int) (int, error) {
+	fd, err := unix.Open(path, unix.O_RDONLY|unix.O_CLOEXEC|flags, 0o600)
+	if err != nil {
+		return -1, &os.PathError{Op: "open", Path: path, Err: err}
+	}
+	if err := unix.Flock(fd, unix.LOCK_EX); err != nil {
+		return -1, &os.PathError{Op: "flock", Path: path, Err: err}
+	}
+	if err := unix.Flock(fd, unix.LOCK_UN); err != nil {
+		return -1, &os.PathError{Op: "flock", Path: path, Err: err}
+	}
+	return fd, nil
 }
 
 // pregrow grows the process's descriptor table to hold descriptor fd in

@@ -157,18 +157,9 @@ func measure(w io.Writer, groups []group, rounds int) (results, error) {
 	return res, nil
 }
 
-func median(d []time.Duration) time.Duration {
+// median is the median of d, which it leaves as it is.
+func median[T time.Duration | float64](d []T) T {
 	s := slices.Clone(d)
-	slices.Sort(s)
-	n := len(s)
-	if n%2 == 1 {
-		return s[n/2]
-	}
-	return (s[n/2-1] + s[n/2]) / 2
-}
-
-func medianF(f []float64) float64 {
-	s := slices.Clone(f)
 	slices.Sort(s)
 	n := len(s)
 	if n%2 == 1 {
@@ -271,7 +262,7 @@ func ratioText(num, den, floor []time.Duration) string {
 	if md <= 0 || len(per) == 0 {
 		return "n/a"
 	}
-	return fmt.Sprintf("%.2fx (per round %.2fx [%.2f, %.2f])", float64(mn)/float64(md), medianF(per), slices.Min(per), slices.Max(per))
+	return fmt.Sprintf("%.2fx (per round %.2fx [%.2f, %.2f])", float64(mn)/float64(md), median(per), slices.Min(per), slices.Max(per))
 }
 
 func fmtDur(d time.Duration) string {
