@@ -37,8 +37,9 @@
 // flags, exit codes and error reports. dir.go finds and opens the
 // directory and turns errors into advice, with group.go (group names)
 // and owner_*.go (file owners). admin.go holds init, alloc, free,
-// free-all, resize and path; status.go status; version.go version; and
-// quit.go the quiet exit on SIGQUIT. lock is lock_cmd.go (the command),
+// free-all, resize and path; status.go status, with proc.go (what /proc
+// says of holders and waiters); version.go version; and quit.go the quiet
+// exit on SIGQUIT. lock is lock_cmd.go (the command),
 // lockflags.go (flock(1)'s flags), lock_unix.go (taking the lock) and
 // child_unix.go (running the command, signals and job control), or
 // lock_other.go where flock(2) is missing. check is check.go (the
