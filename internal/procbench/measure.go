@@ -157,6 +157,24 @@ func measure(w io.Writer, groups []group, rounds int) (results, error) {
 	return res, nil
 }
 
+// benchmark runs groups for rounds rounds, with SCHED_FIFO if fifo is
+// set, and prints header, the samples and the summary to w. perOp gives
+// the IDs per op of the groups that have them, for per-ID figures.
+func benchmark(w io.Writer, header string, groups []group, rounds int, fifo bool, perOp map[string]int) error {
+	if fifo {
+		if err := realtime(groups); err != nil {
+			return err
+		}
+	}
+	fmt.Fprintln(w, header)
+	res, err := measure(w, groups, rounds)
+	if err != nil {
+		return err
+	}
+	summarize(w, groups, res, perOp)
+	return nil
+}
+
 // median is the median of d, which it leaves as it is.
 func median[T time.Duration | float64](d []T) T {
 	s := slices.Clone(d)
