@@ -57,4 +57,17 @@
 // until all of them are done, as with flock(2) itself.
 //
 // Holders and LocksHeld read /proc/locks and work only on Linux.
+//
+// # Files
+//
+// One concern per file (docs/design.md, "File map", says more): open.go
+// opens and creates a directory, perm.go checks ownership and modes, and
+// publish.go makes shared files appear whole; master.go holds the master
+// lock around the registry; registry.go knows its format, and
+// registry_file.go and dirfs.go its I/O; manager.go is the Manager API,
+// locker.go the Locker, rwstate.go the per-ID state between goroutines and
+// waiter.go the kernel waiter for contexts; fdcache.go and fdpool.go keep
+// lock descriptors open; holders*.go and unlinked*.go read the kernel's
+// lock table; explain.go explains failed opens; options.go is the Options;
+// and sys_*.go is the seam through which every system call goes.
 package filelock

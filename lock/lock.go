@@ -5,6 +5,8 @@
 // AvailableLocks and LocksHeld methods of later Podman versions. Package
 // github.com/lockdir/lockdir/filelock implements it with one flock(2)-locked
 // file per lock, and package locktest checks any implementation against it.
+//
+// lock.go holds the whole contract: the interfaces and the sentinel errors.
 package lock
 
 import "errors"

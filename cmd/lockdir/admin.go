@@ -32,46 +32,61 @@ it with the default capacity when it is missing.`,
 			if *n < 1 || *n > filelock.MaxLocks {
 				return usageError("init", "init: --num-locks %d is out of range: 1 to %d", *n, filelock.MaxLocks)
 			}
-			dir, err := g.resolve()
-			if err != nil {
-				return err
-			}
-			opts, err := g.options()
-			if err != nil {
-				return err
-			}
-			m, err := filelock.Create(dir, uint32(*n), opts...)
-			if err == nil {
-				defer m.Close()
-				fmt.Fprintf(stdout, "created %s with %d locks\n", dir, *n)
-				fmt.Fprintf(stdout, "protect it from cleaners: put \"x %s\" in /etc/tmpfiles.d/lockdir.conf (contrib/tmpfiles.d/lockdir.conf covers the default places)\n", dir)
-				return nil
-			}
-			if !errors.Is(err, fs.ErrExist) {
-				return dirError(dir, err)
-			}
-			createErr := err
-			m, err = filelock.Open(dir, opts...)
-			if errors.Is(err, fs.ErrNotExist) {
-				// Not a registry that exists, but a foreign directory.
-				return dirError(dir, createErr)
-			}
-			if err != nil {
-				return dirError(dir, err)
-			}
-			defer m.Close()
-			c, err := m.Capacity()
-			if err != nil {
-				return dirError(dir, err)
-			}
-			if explicit && uint64(c) != *n {
-				return errorf(exitConflict, fmt.Sprintf("change its capacity with 'lockdir resize %d'", *n),
-					"%s already exists with %d locks, not %d", dir, c, *n)
-			}
-			fmt.Fprintf(stdout, "%s already exists with %d locks\n", dir, c)
-			return nil
+			return runInit(g, uint32(*n), explicit)
 		}
 	},
+}
+
+// runInit creates the lock directory with n locks, or, if it exists,
+// reports its capacity, which must be n if n was given explicitly.
+func runInit(g *globals, n uint32, explicit bool) error {
+	dir, err := g.resolve()
+	if err != nil {
+		return err
+	}
+	opts, err := g.options()
+	if err != nil {
+		return err
+	}
+	m, err := filelock.Create(dir, n, opts...)
+	if err == nil {
+		defer m.Close()
+		fmt.Fprintf(stdout, "created %s with %d locks\n", dir, n)
+		fmt.Fprintf(stdout, "protect it from cleaners: put \"x %s\" in /etc/tmpfiles.d/lockdir.conf (contrib/tmpfiles.d/lockdir.conf covers the default places)\n", dir)
+		return nil
+	}
+	if !errors.Is(err, fs.ErrExist) {
+		return dirError(dir, err)
+	}
+	c, err := existingCapacity(dir, err, opts)
+	if err != nil {
+		return err
+	}
+	if explicit && c != n {
+		return errorf(exitConflict, fmt.Sprintf("change its capacity with 'lockdir resize %d'", n),
+			"%s already exists with %d locks, not %d", dir, c, n)
+	}
+	fmt.Fprintf(stdout, "%s already exists with %d locks\n", dir, c)
+	return nil
+}
+
+// existingCapacity is the capacity of the lock directory dir, which
+// Create found to exist (createErr).
+func existingCapacity(dir string, createErr error, opts []filelock.Option) (uint32, error) {
+	m, err := filelock.Open(dir, opts...)
+	if errors.Is(err, fs.ErrNotExist) {
+		// Not a registry that exists, but a foreign directory.
+		return 0, dirError(dir, createErr)
+	}
+	if err != nil {
+		return 0, dirError(dir, err)
+	}
+	defer m.Close()
+	c, err := m.Capacity()
+	if err != nil {
+		return 0, dirError(dir, err)
+	}
+	return c, nil
 }
 
 var allocCmd = &command{
@@ -132,50 +147,65 @@ checked first: if one is out of range or not allocated, nothing is freed
 			if err != nil {
 				return err
 			}
-			slices.Sort(ids)
-			ids = slices.Compact(ids)
-			m, err := g.openForIDs(false, ids)
-			if err != nil {
-				return err
-			}
-			defer m.Close()
-			allocated, err := m.Allocated()
-			if err != nil {
-				return dirError(m.Dir(), err)
-			}
-			var notAllocated []string
-			for _, id := range ids {
-				if _, found := slices.BinarySearch(allocated, id); !found {
-					notAllocated = append(notAllocated, strconv.FormatUint(uint64(id), 10))
-				}
-			}
-			if len(notAllocated) > 0 {
-				what := "lock " + notAllocated[0] + " is"
-				if len(notAllocated) > 1 {
-					what = "locks " + strings.Join(notAllocated, ", ") + " are"
-				}
-				return errorf(exitConflict, "run 'lockdir status' to see the allocated locks",
-					"%s not allocated; nothing was freed", what)
-			}
-			for i, id := range ids {
-				l, err := m.RetrieveLock(id)
-				if err == nil {
-					err = l.Free()
-				}
-				if err != nil {
-					// Another process changed the registry since we
-					// checked, so this is a partial change: say so
-					// rather than "nothing was changed".
-					hint := "nothing was freed; run 'lockdir status'"
-					if i > 0 {
-						hint = fmt.Sprintf("locks %v were freed before it; run 'lockdir status'", ids[:i])
-					}
-					return errorf(exitConflict, hint, "freeing lock %d: %v", id, err)
-				}
-			}
-			return nil
+			return runFree(g, ids)
 		}
 	},
+}
+
+// runFree frees the locks ids, after checking that every one of them is
+// allocated.
+func runFree(g *globals, ids []uint32) error {
+	slices.Sort(ids)
+	ids = slices.Compact(ids)
+	m, err := g.openForIDs(false, ids)
+	if err != nil {
+		return err
+	}
+	defer m.Close()
+	if err := checkAllocated(m, ids); err != nil {
+		return err
+	}
+	for i, id := range ids {
+		l, err := m.RetrieveLock(id)
+		if err == nil {
+			err = l.Free()
+		}
+		if err != nil {
+			// Another process changed the registry since we checked, so
+			// this is a partial change: say so rather than "nothing was
+			// changed".
+			hint := "nothing was freed; run 'lockdir status'"
+			if i > 0 {
+				hint = fmt.Sprintf("locks %v were freed before it; run 'lockdir status'", ids[:i])
+			}
+			return errorf(exitConflict, hint, "freeing lock %d: %v", id, err)
+		}
+	}
+	return nil
+}
+
+// checkAllocated fails, naming them, if any of ids, which are sorted,
+// is not allocated.
+func checkAllocated(m *filelock.Manager, ids []uint32) error {
+	allocated, err := m.Allocated()
+	if err != nil {
+		return dirError(m.Dir(), err)
+	}
+	var notAllocated []string
+	for _, id := range ids {
+		if _, found := slices.BinarySearch(allocated, id); !found {
+			notAllocated = append(notAllocated, strconv.FormatUint(uint64(id), 10))
+		}
+	}
+	if len(notAllocated) == 0 {
+		return nil
+	}
+	what := "lock " + notAllocated[0] + " is"
+	if len(notAllocated) > 1 {
+		what = "locks " + strings.Join(notAllocated, ", ") + " are"
+	}
+	return errorf(exitConflict, "run 'lockdir status' to see the allocated locks",
+		"%s not allocated; nothing was freed", what)
 }
 
 var freeAllCmd = &command{

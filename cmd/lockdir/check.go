@@ -1,21 +1,18 @@
 package main
 
 import (
-	"bufio"
-	"encoding/binary"
 	"encoding/json"
-	"errors"
 	"flag"
 	"fmt"
-	"io"
 	"os"
-	"os/exec"
 	"os/signal"
 	"strconv"
 	"strings"
 	"syscall"
 	"text/tabwriter"
 	"time"
+
+	"github.com/lockdir/lockdir/filelock"
 )
 
 var checkCmd = &command{
@@ -34,7 +31,7 @@ terminal.`,
 	setup: func(fl *flag.FlagSet, g *globals) func([]string) error {
 		procs := fl.Int("procs", 4, "number of contending processes, 1 to 256")
 		seconds := fl.Float64("seconds", 2, "how long to run, in seconds (at most 3600)")
-		asJSON := fl.Bool("json", false, "print JSON (schema in docs/cli.md)")
+		asJSON := fl.Bool("json", false, "print JSON, for scripts: stable fields, listed in lockdir's docs/cli.md")
 		return func(args []string) error {
 			if len(args) != 0 {
 				return usageError("check", "check: unexpected argument %q", args[0])
@@ -49,18 +46,6 @@ terminal.`,
 		}
 	},
 }
-
-// The counter file: a shared counter and the PID of the process inside the
-// critical section, both only touched under the lock, then one slot per
-// worker with its own increments and violations, written by that worker only.
-const (
-	offCounter  = 0
-	offOwner    = 8
-	offSlots    = 16
-	slotSize    = 16
-	offSlotN    = 0
-	offSlotViol = 8
-)
 
 // checkResult is the output of 'check --json'. Its schema is documented in
 // docs/cli.md and is stable: fields may be added, never renamed or removed.
@@ -83,6 +68,8 @@ type checkResult struct {
 	Unlinked []unlinkedJSON `json:"unlinked"`
 }
 
+// runCheck runs check's steps: look at the directory, allocate a lock,
+// make the counter file, run the workers, tally and print the result.
 func runCheck(g *globals, procs int, d time.Duration, asJSON bool) (err error) {
 	exe, err := os.Executable()
 	if err != nil {
@@ -93,16 +80,9 @@ func runCheck(g *globals, procs int, d time.Duration, asJSON bool) (err error) {
 		return err
 	}
 	defer m.Close()
-	res := &checkResult{Version: 1, Dir: m.Dir(), Procs: procs, PerProcess: make([]uint64, procs)}
-	res.Filesystem, res.FilesystemWarning = filesystemInfo(m.Dir())
-	if res.FilesystemWarning != "" {
-		fmt.Fprintf(stderr, "lockdir: warning: %s\n", res.FilesystemWarning)
-	}
-	if res.Unlinked, err = unlinkedInUse(m); err != nil {
+	res, err := inspectDir(m, procs)
+	if err != nil {
 		return err
-	}
-	for _, u := range res.Unlinked {
-		fmt.Fprintf(stderr, "lockdir: warning: %s\n", unlinkedWarning(u))
 	}
 
 	l, err := m.AllocateLock()
@@ -116,132 +96,79 @@ func runCheck(g *globals, procs int, d time.Duration, asJSON bool) (err error) {
 		}
 	}()
 
-	counter, err := os.CreateTemp(m.Dir(), ".check-*.counter")
+	counter, err := createCounter(m.Dir(), procs)
 	if err != nil {
-		return fmt.Errorf("check: creating the counter file: %w", err)
+		return err
 	}
 	defer os.Remove(counter.Name())
 	defer counter.Close()
-	if err := counter.Truncate(int64(offSlots + slotSize*procs)); err != nil {
-		return fmt.Errorf("check: %w", err)
-	}
 
+	// From here until check returns, a signal stops the check, and its
+	// workers, and check still frees the lock and removes the counter.
 	sigs := make(chan os.Signal, 4)
 	signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP)
 	defer signal.Stop(sigs)
 
-	// Start the workers, wait until each is ready (has opened the lock and
-	// the counter file), then tell them all when to stop, so that they
-	// contend for the whole run however slowly they start.
-	workers := make([]*exec.Cmd, 0, procs)
-	gos := make([]io.WriteCloser, 0, procs)
-	readies := make([]*bufio.Reader, 0, procs)
-	abort := func(err error) error {
-		killAll(workers)
-		for _, w := range workers {
-			w.Wait()
-		}
+	a := workerArgs{exe: exe, dir: m.Dir(), group: g.group, counter: counter.Name(), id: res.LockID}
+	p := &progress{on: isTerminal(os.Stderr) && !asJSON, counter: counter, procs: procs, total: d}
+	elapsed, err := contend(a, procs, d, sigs, p)
+	if err != nil {
 		return err
 	}
-	for i := range procs {
-		w := &exec.Cmd{
-			Path: exe,
-			// Keep argv[0]: it selects lockdir in test binaries.
-			Args: []string{os.Args[0], "check-worker", "--dir", m.Dir(), "--group", g.group,
-				"--id", strconv.FormatUint(uint64(res.LockID), 10),
-				"--counter", counter.Name(), "--slot", strconv.Itoa(i)},
-			Stderr: stderr,
-		}
-		in, err1 := w.StdinPipe()
-		out, err2 := w.StdoutPipe()
-		if err := errors.Join(err1, err2); err != nil {
-			return abort(fmt.Errorf("check: starting worker: %w", err))
-		}
-		if err := w.Start(); err != nil {
-			return abort(fmt.Errorf("check: starting worker: %w", err))
-		}
-		workers = append(workers, w)
-		gos = append(gos, in)
-		readies = append(readies, bufio.NewReader(out))
-	}
-	ready := make(chan error, 1)
-	go func() {
-		for _, r := range readies {
-			if line, err := r.ReadString('\n'); line != "ready\n" {
-				ready <- fmt.Errorf("check: a worker failed to start (%q, %v)", line, err)
-				return
-			}
-		}
-		ready <- nil
-	}()
-	select {
-	case err := <-ready:
-		if err != nil {
-			return abort(err)
-		}
-	case s := <-sigs:
-		abort(nil)
-		fmt.Fprintf(stderr, "lockdir: check: %v; stopped\n", s)
-		return exitStatus(128 + int(s.(syscall.Signal)))
-	}
-	start := time.Now()
-	until := start.Add(d)
-	for _, in := range gos {
-		fmt.Fprintf(in, "%d\n", until.UnixNano())
-		in.Close()
-	}
-	exited := make(chan error, procs)
-	for _, w := range workers {
-		go func() { exited <- w.Wait() }()
-	}
-
-	progress := isTerminal(os.Stderr) && !asJSON
-	tick := time.NewTicker(200 * time.Millisecond)
-	defer tick.Stop()
-	var workerErr error
-	for running := procs; running > 0; {
-		select {
-		case err := <-exited:
-			running--
-			if err != nil && workerErr == nil {
-				workerErr = err
-			}
-		case s := <-sigs:
-			killAll(workers)
-			for ; running > 0; running-- {
-				<-exited
-			}
-			if progress {
-				fmt.Fprint(stderr, "\r\033[K")
-			}
-			fmt.Fprintf(stderr, "lockdir: check: %v; stopped\n", s)
-			return exitStatus(128 + int(s.(syscall.Signal)))
-		case <-tick.C:
-			if progress {
-				printProgress(counter, procs, time.Since(start), d)
-			}
-		}
-	}
-	elapsed := time.Since(start)
-	if progress {
-		fmt.Fprint(stderr, "\r\033[K")
-	}
-	if workerErr != nil {
-		return fmt.Errorf("check: a worker failed: %w; the result would mean nothing", workerErr)
-	}
-
-	buf := make([]byte, offSlots+slotSize*procs)
-	if _, err := counter.ReadAt(buf, 0); err != nil {
+	c, err := readCounts(counter, procs)
+	if err != nil {
 		return fmt.Errorf("check: reading the counter file: %w", err)
 	}
-	res.Counter = binary.LittleEndian.Uint64(buf[offCounter:])
-	for i := range procs {
-		slot := buf[offSlots+slotSize*i:]
-		n := binary.LittleEndian.Uint64(slot[offSlotN:])
-		res.PerProcess[i] = n
-		res.Increments += n
-		res.Violations += binary.LittleEndian.Uint64(slot[offSlotViol:])
+	res.tally(c, elapsed)
+	return writeCheck(res, asJSON)
+}
+
+// inspectDir begins the result of a check of m's directory with what the
+// directory itself says: its filesystem, and lock files deleted while in
+// use, warning about either.
+func inspectDir(m *filelock.Manager, procs int) (*checkResult, error) {
+	res := &checkResult{Version: 1, Dir: m.Dir(), Procs: procs}
+	res.Filesystem, res.FilesystemWarning = filesystemInfo(m.Dir())
+	if res.FilesystemWarning != "" {
+		fmt.Fprintf(stderr, "lockdir: warning: %s\n", res.FilesystemWarning)
 	}
+	var err error
+	if res.Unlinked, err = unlinkedInUse(m); err != nil {
+		return nil, err
+	}
+	for _, u := range res.Unlinked {
+		fmt.Fprintf(stderr, "lockdir: warning: %s\n", unlinkedWarning(u))
+	}
+	return res, nil
+}
+
+// contend runs procs workers for d, showing p meanwhile, and returns how
+// long they ran. A signal on sigs stops them.
+func contend(a workerArgs, procs int, d time.Duration, sigs <-chan os.Signal, p *progress) (time.Duration, error) {
+	ws, err := startWorkers(a, procs)
+	if err != nil {
+		return 0, err
+	}
+	if err := ws.awaitReady(sigs); err != nil {
+		return 0, err
+	}
+	p.start = time.Now()
+	ws.release(p.start.Add(d))
+	if err := ws.wait(sigs, p); err != nil {
+		return 0, err
+	}
+	return time.Since(p.start), nil
+}
+
+// tally fills in the result from the counter file's counts after a run
+// of elapsed.
+func (res *checkResult) tally(c counts, elapsed time.Duration) {
+	res.Counter = c.counter
+	res.PerProcess = c.perProcess
+	for _, n := range c.perProcess {
+		res.Increments += n
+	}
+	res.Violations = c.violations
 	// Every lost increment is a violation, and so is a counter that went
 	// further than the processes counted.
 	if res.Counter < res.Increments {
@@ -252,11 +179,13 @@ func runCheck(g *globals, procs int, d time.Duration, asJSON bool) (err error) {
 	res.Seconds = elapsed.Seconds()
 	res.PerSecond = float64(res.Increments) / res.Seconds
 	res.OK = res.Violations == 0
+}
 
+// writeCheck prints the result, and fails with exitViolated if the check
+// found violations.
+func writeCheck(res *checkResult, asJSON bool) error {
 	if asJSON {
-		enc := json.NewEncoder(stdout)
-		enc.SetIndent("", "  ")
-		if err := enc.Encode(res); err != nil {
+		if err := printJSON(res); err != nil {
 			return err
 		}
 	} else {
@@ -270,28 +199,43 @@ func runCheck(g *globals, procs int, d time.Duration, asJSON bool) (err error) {
 	return nil
 }
 
-func killAll(cmds []*exec.Cmd) {
-	for _, c := range cmds {
-		c.Process.Kill()
-	}
+// printJSON prints v as indented JSON, as status --json and check --json
+// do.
+func printJSON(v any) error {
+	enc := json.NewEncoder(stdout)
+	enc.SetIndent("", "  ")
+	return enc.Encode(v)
 }
 
-func printProgress(f *os.File, procs int, elapsed, total time.Duration) {
-	buf := make([]byte, offSlots+slotSize*procs)
-	if _, err := f.ReadAt(buf, 0); err != nil {
+// progress is the line that check keeps up to date on stderr while it
+// runs, if stderr is a terminal.
+type progress struct {
+	on      bool
+	counter *os.File
+	procs   int
+	start   time.Time
+	total   time.Duration
+}
+
+// show redraws the progress line.
+func (p *progress) show() {
+	if !p.on {
 		return
 	}
-	var per []string
-	var viol uint64
-	for i := range procs {
-		slot := buf[offSlots+slotSize*i:]
-		per = append(per, strconv.FormatUint(binary.LittleEndian.Uint64(slot[offSlotN:]), 10))
-		viol += binary.LittleEndian.Uint64(slot[offSlotViol:])
+	c, err := readCounts(p.counter, p.procs)
+	if err != nil {
+		return
 	}
 	line := fmt.Sprintf("check: %.1fs/%.1fs  counter %d  per process %s  violations %d",
-		elapsed.Seconds(), total.Seconds(), binary.LittleEndian.Uint64(buf[offCounter:]),
-		strings.Join(per, " "), viol)
+		time.Since(p.start).Seconds(), p.total.Seconds(), c.counter, joinCounts(c.perProcess), c.violations)
 	fmt.Fprintf(stderr, "\r\033[K%s", line)
+}
+
+// clear erases the progress line.
+func (p *progress) clear() {
+	if p.on {
+		fmt.Fprint(stderr, "\r\033[K")
+	}
 }
 
 func printCheck(r *checkResult) {
@@ -304,11 +248,7 @@ func printCheck(r *checkResult) {
 	fmt.Fprintf(tw, "lock:\t%d (allocated for the check, now freed)\n", r.LockID)
 	fmt.Fprintf(tw, "processes:\t%d, for %.2fs\n", r.Procs, r.Seconds)
 	fmt.Fprintf(tw, "increments:\t%d (%.0f per second)\n", r.Increments, r.PerSecond)
-	per := make([]string, len(r.PerProcess))
-	for i, n := range r.PerProcess {
-		per[i] = strconv.FormatUint(n, 10)
-	}
-	fmt.Fprintf(tw, "per process:\t%s\n", strings.Join(per, " "))
+	fmt.Fprintf(tw, "per process:\t%s\n", joinCounts(r.PerProcess))
 	fmt.Fprintf(tw, "counter:\t%d\n", r.Counter)
 	fmt.Fprintf(tw, "violations:\t%d\n", r.Violations)
 	if r.OK {
@@ -319,97 +259,11 @@ func printCheck(r *checkResult) {
 	tw.Flush()
 }
 
-var checkWorkerCmd = &command{
-	name:    "check-worker",
-	args:    "--dir DIR --id ID --counter FILE --slot I",
-	summary: "internal: one process of 'lockdir check'",
-	hidden:  true,
-	setup: func(fl *flag.FlagSet, g *globals) func([]string) error {
-		id := fl.Uint64("id", 0, "lock ID")
-		counterPath := fl.String("counter", "", "counter file")
-		slot := fl.Int("slot", 0, "this worker's slot in the counter file")
-		return func(args []string) error {
-			err := checkWorker(g, uint32(*id), *counterPath, *slot)
-			if err != nil {
-				return fmt.Errorf("check-worker: %w", err)
-			}
-			return nil
-		}
-	},
-}
-
-// checkWorker opens the lock and the counter file, prints "ready", reads
-// the time to stop at (Unix nanoseconds) from stdin, and increments the
-// counter under the lock until then.
-func checkWorker(g *globals, id uint32, counterPath string, slot int) (err error) {
-	m, err := g.openManager(false)
-	if err != nil {
-		return err
+// joinCounts lists the workers' counts, separated by spaces.
+func joinCounts(ns []uint64) string {
+	per := make([]string, len(ns))
+	for i, n := range ns {
+		per[i] = strconv.FormatUint(n, 10)
 	}
-	defer m.Close()
-	l, err := m.RetrieveLock(id)
-	if err != nil {
-		return err
-	}
-	f, err := os.OpenFile(counterPath, os.O_RDWR, 0)
-	if err != nil {
-		return err
-	}
-	defer f.Close()
-	defer func() {
-		if r := recover(); r != nil {
-			err = fmt.Errorf("lock %d: %v", id, r)
-		}
-	}()
-	// For the tests only: prove that check notices when nothing excludes.
-	noLock := os.Getenv("LOCKDIR_CHECK_NO_LOCK") == "1"
-
-	fmt.Fprintln(os.Stdout, "ready")
-	var untilNano int64
-	if _, err := fmt.Fscanln(os.Stdin, &untilNano); err != nil {
-		return fmt.Errorf("reading the time to stop from stdin: %w", err)
-	}
-	until := time.Unix(0, untilNano)
-
-	pid := uint64(os.Getpid())
-	var n, viol uint64
-	var b [8]byte
-	rd := func(off int64) uint64 {
-		if _, err := f.ReadAt(b[:], off); err != nil {
-			panic(err)
-		}
-		return binary.LittleEndian.Uint64(b[:])
-	}
-	wr := func(off int64, v uint64) {
-		binary.LittleEndian.PutUint64(b[:], v)
-		if _, err := f.WriteAt(b[:], off); err != nil {
-			panic(err)
-		}
-	}
-	slotOff := int64(offSlots + slotSize*slot)
-	for time.Now().Before(until) {
-		if !noLock {
-			l.Lock()
-		}
-		if rd(offOwner) != 0 {
-			viol++ // someone else is inside
-		}
-		wr(offOwner, pid)
-		c := rd(offCounter)
-		if noLock {
-			time.Sleep(20 * time.Microsecond) // widen the window for others to come in
-		}
-		wr(offCounter, c+1)
-		if rd(offOwner) != pid {
-			viol++ // someone else came in
-		}
-		wr(offOwner, 0)
-		if !noLock {
-			l.Unlock()
-		}
-		n++
-		wr(slotOff+offSlotN, n)
-		wr(slotOff+offSlotViol, viol)
-	}
-	return nil
+	return strings.Join(per, " ")
 }

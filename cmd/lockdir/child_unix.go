@@ -34,78 +34,124 @@ import (
 // job stop and regains the terminal; when lockdir is continued (fg, bg),
 // it gives the terminal back if it has it and continues the command.
 func runChild(path string, argv []string, sigs chan os.Signal) error {
-	tty := foregroundTTY()
+	c, err := startChild(path, argv)
+	if err != nil {
+		return err
+	}
+	stopForwarding := forwardSignals(c.pid, sigs)
+	ws, err := c.wait()
+	if err != nil {
+		return fmt.Errorf("lock: waiting for %s: %w", argv[0], err)
+	}
+	// No signal.Stop: lockdir exits next, and each signal it stops
+	// would cost a round trip to the runtime's signal-mask thread.
+	stopForwarding()
+	c.reclaimTerminal()
+	return childStatus(ws)
+}
+
+// child is the command's process, which leads a process group of its own.
+type child struct {
+	pid     int
+	tty     int // the terminal lockdir hands to the command, or -1
+	ourPgrp int // lockdir's process group
+}
+
+// startChild starts the command in a process group of its own, in the
+// foreground of lockdir's terminal if lockdir is.
+func startChild(path string, argv []string) (*child, error) {
+	c := &child{tty: foregroundTTY(), ourPgrp: syscall.Getpgrp()}
 	attr := &syscall.SysProcAttr{Setpgid: true}
-	if tty >= 0 {
+	if c.tty >= 0 {
 		// The child makes its group the terminal's foreground before its
 		// exec (with signals blocked, so without SIGTTOU).
 		attr.Foreground = true
-		attr.Ctty = tty
+		attr.Ctty = c.tty
 	}
 	pa := &syscall.ProcAttr{Env: os.Environ(), Files: []uintptr{0, 1, 2}, Sys: attr}
 	pid, err := syscall.ForkExec(path, argv, pa)
 	if err == syscall.ENOEXEC {
 		pid, err = syscall.ForkExec(shellPath, shellArgv(path, argv), pa)
 	}
-	ourPgrp := syscall.Getpgrp()
 	if err != nil {
 		// The child may have taken the terminal before its exec failed.
-		if tty >= 0 {
-			setForeground(tty, ourPgrp)
-		}
-		return errorf(exitCannotRun, "", "lock: cannot run %s: %v", argv[0], err)
+		c.reclaimTerminal()
+		return nil, errorf(exitCannotRun, "", "lock: cannot run %s: %v", argv[0], err)
 	}
+	c.pid = pid
+	return c, nil
+}
 
+// forwardSignals passes every signal on sigs on to process group pgrp
+// until the returned stop is called, which the caller does once the group
+// has been reaped, so that no signal reaches a reused PID.
+func forwardSignals(pgrp int, sigs <-chan os.Signal) (stop func()) {
 	var mu sync.Mutex // guards done against a kill after the wait
 	done := false
 	go func() {
 		for s := range sigs {
 			mu.Lock()
 			if !done {
-				syscall.Kill(-pid, s.(syscall.Signal))
+				syscall.Kill(-pgrp, s.(syscall.Signal))
 			}
 			mu.Unlock()
 		}
 	}()
-	for {
-		var ws syscall.WaitStatus
-		_, err := syscall.Wait4(pid, &ws, syscall.WUNTRACED, nil)
-		if err == syscall.EINTR {
-			continue
-		}
-		if err != nil {
-			return fmt.Errorf("lock: waiting for %s: %w", argv[0], err)
-		}
-		if ws.Stopped() {
-			if tty >= 0 {
-				setForeground(tty, ourPgrp)
-			}
-			stopSelf()
-			// Continued: by fg if the shell gave lockdir the terminal,
-			// which then goes on to the command, even if lockdir started
-			// in the background.
-			if tty = foregroundTTY(); tty >= 0 {
-				setForeground(tty, pid)
-			}
-			syscall.Kill(-pid, syscall.SIGCONT)
-			continue
-		}
-		// No signal.Stop: lockdir exits next, and each signal it stops
-		// would cost a round trip to the runtime's signal-mask thread.
+	return func() {
 		mu.Lock()
 		done = true
 		mu.Unlock()
-		if tty >= 0 {
-			setForeground(tty, ourPgrp)
-		}
-		if ws.Signaled() {
-			return exitStatus(128 + int(ws.Signal()))
-		}
-		if code := ws.ExitStatus(); code != 0 {
-			return exitStatus(code)
-		}
-		return nil
 	}
+}
+
+// wait waits for the command to exit, and follows it each time it stops.
+func (c *child) wait() (syscall.WaitStatus, error) {
+	for {
+		var ws syscall.WaitStatus
+		_, err := syscall.Wait4(c.pid, &ws, syscall.WUNTRACED, nil)
+		switch {
+		case err == syscall.EINTR:
+		case err != nil:
+			return 0, err
+		case ws.Stopped():
+			c.followStop()
+		default:
+			return ws, nil
+		}
+	}
+}
+
+// followStop stops lockdir along with the stopped command, then, once
+// lockdir is continued, continues the command.
+func (c *child) followStop() {
+	c.reclaimTerminal()
+	stopSelf()
+	// Continued: by fg if the shell gave lockdir the terminal, which then
+	// goes on to the command, even if lockdir started in the background.
+	if c.tty = foregroundTTY(); c.tty >= 0 {
+		setForeground(c.tty, c.pid)
+	}
+	syscall.Kill(-c.pid, syscall.SIGCONT)
+}
+
+// reclaimTerminal gives the terminal, if lockdir handed it to the
+// command, back to lockdir's process group.
+func (c *child) reclaimTerminal() {
+	if c.tty >= 0 {
+		setForeground(c.tty, c.ourPgrp)
+	}
+}
+
+// childStatus is lockdir's exit for the command's: the same code, or
+// 128+N if signal N killed it.
+func childStatus(ws syscall.WaitStatus) error {
+	if ws.Signaled() {
+		return signalStatus(ws.Signal())
+	}
+	if code := ws.ExitStatus(); code != 0 {
+		return exitStatus(code)
+	}
+	return nil
 }
 
 // shellPath runs a file that has execute permission but no #! line, as

@@ -9,56 +9,6 @@ import (
 	"strings"
 )
 
-// Exit codes. They are documented in docs/cli.md; do not renumber them.
-const (
-	exitOK       = 0 // success
-	exitBusy     = 1 // lock: the lock is busy (-n) or the wait timed out (-w); see -E
-	exitUsage    = 2 // bad command line: unknown flag, missing or malformed argument, ID out of range
-	exitDir      = 3 // the lock directory is missing, unusable or corrupt
-	exitConflict = 4 // refused because of the locks' state; nothing was changed, but see free
-	exitFailure  = 5 // any other failure (I/O error, could not start a process, ...)
-	exitViolated = 6 // check: mutual exclusion was violated on this filesystem
-
-	// exitCannotRun is flock(1)'s code (EX_UNAVAILABLE from sysexits.h)
-	// for a command it cannot execute, whether missing or not executable;
-	// lock uses it so that scripts written for flock(1) keep working.
-	exitCannotRun = 69
-	// exitQuit is lockdir's status after SIGQUIT (Ctrl-\), 128+3 as a
-	// shell reports a process that SIGQUIT killed; Go's default would print
-	// every goroutine's stack and exit 2.
-	exitQuit = 131
-)
-
-// exitError is an error with an exit code and, optionally, advice on what
-// to do about it. Commands return it; run prints it and exits.
-type exitError struct {
-	code int
-	err  error
-	hint string // what to do; printed after the error
-}
-
-func (e *exitError) Error() string { return e.err.Error() }
-func (e *exitError) Unwrap() error { return e.err }
-
-func errorf(code int, hint, format string, args ...any) error {
-	return &exitError{code: code, err: fmt.Errorf(format, args...), hint: hint}
-}
-
-// usageError reports a bad command line for cmd.
-func usageError(cmd, format string, args ...any) error {
-	hint := "run 'lockdir -h' for usage"
-	if cmd != "" {
-		hint = "run 'lockdir " + cmd + " -h' for usage"
-	}
-	return errorf(exitUsage, hint, format, args...)
-}
-
-// exitStatus is returned by a command that wants a specific exit status
-// without printing anything (lock passes on its command's status).
-type exitStatus int
-
-func (s exitStatus) Error() string { return fmt.Sprintf("exit status %d", int(s)) }
-
 var errHelp = errors.New("help requested")
 
 // command is one subcommand.
@@ -131,7 +81,8 @@ Global flags (accepted before or after the command name):
 Run 'lockdir COMMAND -h' for a command's flags and arguments.
 Exit codes: 0 ok, 1 busy or timed out, 2 usage, 3 unusable directory,
 4 refused by the locks' state, 5 other failure, 6 check found violations,
-131 SIGQUIT. See lockdir(1) and docs/cli.md.
+131 SIGQUIT. Run 'man lockdir' for more; docs/cli.md in lockdir's
+sources has all of it.
 `
 
 func printMainUsage(w io.Writer) {
@@ -151,6 +102,7 @@ func run(args []string) int {
 	return report(err)
 }
 
+// runArgs parses the global flags and runs the command that args name.
 func runArgs(args []string) error {
 	var g globals
 	top := flag.NewFlagSet("lockdir", flag.ContinueOnError)
@@ -184,11 +136,17 @@ func runArgs(args []string) error {
 	if c == nil {
 		return usageError("", "unknown command %q", name)
 	}
+	return runCommand(c, rest, &g)
+}
+
+// runCommand runs command c with its command line args, the global flags
+// before its name already parsed into g.
+func runCommand(c *command, rest []string, g *globals) error {
 	if !c.ownSignals {
 		quietQuit()
 	}
 	if c.raw != nil {
-		err := c.raw(rest, &g)
+		err := c.raw(rest, g)
 		if errors.Is(err, errHelp) {
 			printRawUsage(stdout, c)
 			return nil
@@ -198,7 +156,7 @@ func runArgs(args []string) error {
 	fl := flag.NewFlagSet("lockdir "+c.name, flag.ContinueOnError)
 	fl.StringVar(&g.dir, "dir", g.dir, "the lock directory (see 'lockdir -h')")
 	fl.StringVar(&g.group, "group", g.group, "share the lock directory with this group (see 'lockdir -h')")
-	body := c.setup(fl, &g)
+	body := c.setup(fl, g)
 	pos, err := parseFlags(fl, rest, c.stopAtFirstArg)
 	if errors.Is(err, errHelp) {
 		printCommandUsage(stdout, c, fl)
@@ -245,7 +203,7 @@ func parseFlags(fs *flag.FlagSet, args []string, stopAtFirst bool) ([]string, er
 			pos = append(pos, args[i+1:]...)
 			break
 		}
-		if len(a) < 2 || a[0] != '-' || isNumber(a[1:]) {
+		if !isFlag(a) {
 			if stopAtFirst {
 				pos = append(pos, args[i:]...)
 				break
@@ -279,6 +237,13 @@ func parseFlags(fs *flag.FlagSet, args []string, stopAtFirst bool) ([]string, er
 	return pos, nil
 }
 
+// isFlag reports whether command-line argument a is a flag: it starts
+// with "-" and is not "-" alone or a negative number.
+func isFlag(a string) bool {
+	return len(a) >= 2 && a[0] == '-' && !isNumber(a[1:])
+}
+
+// isNumber reports whether s is a decimal number without a sign.
 func isNumber(s string) bool {
 	if s == "" {
 		return false
@@ -289,21 +254,4 @@ func isNumber(s string) bool {
 		}
 	}
 	return true
-}
-
-// report prints err, if any, to stderr and returns the exit code.
-func report(err error) int {
-	if err == nil {
-		return exitOK
-	}
-	var st exitStatus
-	if errors.As(err, &st) {
-		return int(st)
-	}
-	code, hint := classify(err)
-	fmt.Fprintf(stderr, "lockdir: %v\n", err)
-	if hint != "" {
-		fmt.Fprintf(stderr, "lockdir: %s\n", hint)
-	}
-	return code
 }

@@ -47,6 +47,8 @@ func resolveDir(flagDir string, getenv func(string) string, uid int) (dir string
 	return abs, shared, nil
 }
 
+// resolve returns the lock directory (see resolveDir), creating or
+// checking the per-user default in the temporary directory.
 func (g *globals) resolve() (string, error) {
 	dir, inTemp, err := resolveDir(g.dir, os.Getenv, os.Getuid())
 	if err != nil || !inTemp {
@@ -89,14 +91,6 @@ func (g *globals) ensurePrivateTempDir(dir string) error {
 		return refuse(fmt.Sprintf("its mode is %#o, not 0700", fi.Mode().Perm()))
 	}
 	return nil
-}
-
-// groupName is --group or $LOCKDIR_GROUP.
-func (g *globals) groupName() string {
-	if g.group != "" {
-		return g.group
-	}
-	return os.Getenv("LOCKDIR_GROUP")
 }
 
 // openManager opens the lock directory. With create, a missing directory is
@@ -154,116 +148,5 @@ func dirError(dir string, err error) error {
 }
 
 const corruptHint = "the registry is never reset automatically: stop every program that uses " +
-	"this directory, move it aside, and run 'lockdir init' (see docs/cli.md)"
-
-// classify returns the exit code and advice for an error that reached run.
-func classify(err error) (int, string) {
-	var e *exitError
-	if errors.As(err, &e) {
-		return e.code, e.hint
-	}
-	switch {
-	case errors.Is(err, lock.ErrCorrupt):
-		return exitDir, corruptHint
-	case errors.Is(err, lock.ErrInvalidID):
-		return exitUsage, "run 'lockdir status' to see the directory's capacity"
-	case errors.Is(err, lock.ErrAllocated), errors.Is(err, lock.ErrNotAllocated):
-		return exitConflict, "run 'lockdir status' to see which locks are allocated; nothing was changed"
-	case errors.Is(err, lock.ErrNoFreeLocks):
-		return exitConflict, "run 'lockdir status' to see the allocated locks"
-	case errors.Is(err, fs.ErrPermission):
-		return exitDir, "run as the user that owns the lock directory"
-	}
-	return exitFailure, ""
-}
-
-// parseID parses a lock ID given on the command line. It checks the syntax
-// and the absolute limit, filelock.MaxLocks; checkIDs checks it against the
-// directory's capacity.
-func parseID(cmd, s string) (uint32, error) {
-	n, err := strconv.ParseInt(s, 10, 64)
-	if err != nil {
-		if ne, ok := err.(*strconv.NumError); ok && ne.Err == strconv.ErrRange {
-			return 0, usageError(cmd, "lock ID %s is out of range: IDs are below %d", s, filelock.MaxLocks)
-		}
-		return 0, usageError(cmd, "lock ID %q is not a number: IDs are 0, 1, 2, ...", s)
-	}
-	if n < 0 {
-		return 0, usageError(cmd, "lock ID %s is negative: IDs are 0, 1, 2, ...", s)
-	}
-	if n >= filelock.MaxLocks {
-		return 0, usageError(cmd, "lock ID %s is out of range: IDs are below %d", s, filelock.MaxLocks)
-	}
-	return uint32(n), nil
-}
-
-func parseIDs(cmd string, args []string) ([]uint32, error) {
-	ids := make([]uint32, 0, len(args))
-	for _, a := range args {
-		id, err := parseID(cmd, a)
-		if err != nil {
-			return nil, err
-		}
-		ids = append(ids, id)
-	}
-	return ids, nil
-}
-
-// options returns the filelock options that --group or $LOCKDIR_GROUP
-// asks for.
-func (g *globals) options() ([]filelock.Option, error) {
-	group := g.group
-	if group == "" {
-		group = os.Getenv("LOCKDIR_GROUP")
-	}
-	if group == "" {
-		return nil, nil
-	}
-	gid, err := lookupGroup(group)
-	if err != nil {
-		return nil, errorf(exitUsage, "pass a group name from /etc/group or a numeric GID",
-			"--group %s: %v", group, err)
-	}
-	return []filelock.Option{filelock.WithSharedGroup(gid)}, nil
-}
-
-// lookupGroup resolves a group name or numeric GID.
-func lookupGroup(group string) (int, error) {
-	if n, err := strconv.Atoi(group); err == nil {
-		if n < 0 {
-			return 0, errors.New("a GID is not negative")
-		}
-		return n, nil
-	}
-	return groupID(group)
-}
-
-// openForIDs opens the lock directory as openManager does and checks that
-// every ID in ids is below its capacity, closing it again if one is not.
-func (g *globals) openForIDs(create bool, ids []uint32) (*filelock.Manager, error) {
-	m, err := g.openManager(create)
-	if err != nil {
-		return nil, err
-	}
-	if _, err := checkIDs(m, ids); err != nil {
-		m.Close()
-		return nil, err
-	}
-	return m, nil
-}
-
-// checkIDs checks that every ID is below the directory's capacity.
-func checkIDs(m *filelock.Manager, ids []uint32) (capacity uint32, err error) {
-	capacity, err = m.Capacity()
-	if err != nil {
-		return 0, dirError(m.Dir(), err)
-	}
-	for _, id := range ids {
-		if id >= capacity {
-			return 0, errorf(exitUsage,
-				fmt.Sprintf("grow the directory with 'lockdir resize %d' if you need this ID", id+1),
-				"lock ID %d is out of range: %s has %d locks, IDs 0 to %d", id, m.Dir(), capacity, capacity-1)
-		}
-	}
-	return capacity, nil
-}
+	"this directory, move it aside, run 'lockdir init', then allocate again the IDs your " +
+	"programs use (see 'man lockdir')"

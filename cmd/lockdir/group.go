@@ -3,12 +3,15 @@ package main
 import (
 	"bufio"
 	"bytes"
+	"errors"
 	"fmt"
 	"io"
 	"os"
 	"os/exec"
 	"strconv"
 	"strings"
+
+	"github.com/lockdir/lockdir/filelock"
 )
 
 // groupID returns the GID of the group called name.
@@ -57,4 +60,38 @@ func findGroup(r io.Reader, name string) (gid int, found bool, err error) {
 		return n, true, nil
 	}
 	return 0, false, sc.Err()
+}
+
+// groupName is --group or $LOCKDIR_GROUP.
+func (g *globals) groupName() string {
+	if g.group != "" {
+		return g.group
+	}
+	return os.Getenv("LOCKDIR_GROUP")
+}
+
+// options returns the filelock options that --group or $LOCKDIR_GROUP
+// asks for.
+func (g *globals) options() ([]filelock.Option, error) {
+	group := g.groupName()
+	if group == "" {
+		return nil, nil
+	}
+	gid, err := lookupGroup(group)
+	if err != nil {
+		return nil, errorf(exitUsage, "pass a group name from /etc/group or a numeric GID",
+			"--group %s: %v", group, err)
+	}
+	return []filelock.Option{filelock.WithSharedGroup(gid)}, nil
+}
+
+// lookupGroup resolves a group name or numeric GID.
+func lookupGroup(group string) (int, error) {
+	if n, err := strconv.Atoi(group); err == nil {
+		if n < 0 {
+			return 0, errors.New("a GID is not negative")
+		}
+		return n, nil
+	}
+	return groupID(group)
 }

@@ -40,55 +40,73 @@ func runLock(g *globals, o *lockOptions, id uint32, argv []string) error {
 	if err != nil {
 		return errorf(exitCannotRun, "", "lock: cannot run %s: %v", argv[0], lookPathReason(err))
 	}
-
 	fd, err := openLockFD(g, id)
 	if err != nil {
 		return err
 	}
+	if err := takeLock(g, o, id, fd, sigs); err != nil {
+		return err
+	}
+	if o.verbose {
+		fmt.Fprintf(stderr, "lockdir: executing %s\n", argv[0])
+	}
+	if err := pendingSignals(sigs); err != nil {
+		return err
+	}
+	if o.noFork {
+		return execLocked(fd, path, argv)
+	}
+	return runChild(path, argv, sigs)
+}
+
+// takeLock waits for lock id on fd, shared or not and for as long as o
+// says. When the lock stays busy, or a signal ends the wait, it returns
+// the status to exit with, saying why with --verbose.
+func takeLock(g *globals, o *lockOptions, id uint32, fd int, sigs <-chan os.Signal) error {
 	how := unix.LOCK_EX
 	if o.shared {
 		how = unix.LOCK_SH
 	}
 	start := time.Now()
-	if err := waitLock(fd, how, o.timeout(), sigs); err != nil {
-		var busy busyError
-		if errors.As(err, &busy) {
-			if o.verbose {
-				fmt.Fprintf(stderr, "lockdir: %v\n", busy.describe(g, id))
-			}
-			return exitStatus(o.conflict)
+	err := waitLock(fd, how, o.timeout(), sigs)
+	var busy busyError
+	var se signalError
+	switch {
+	case err == nil:
+		if o.verbose {
+			fmt.Fprintf(stderr, "lockdir: getting lock %d took %.6f seconds\n", id, time.Since(start).Seconds())
 		}
-		var se signalError
-		if errors.As(err, &se) {
-			if o.verbose {
-				fmt.Fprintf(stderr, "lockdir: %v while waiting for lock %d; gave up\n", se, id)
-			}
-			return exitStatus(128 + int(se.sig))
+		return nil
+	case errors.As(err, &busy):
+		if o.verbose {
+			fmt.Fprintf(stderr, "lockdir: %v\n", busy.describe(g, id))
 		}
-		return fmt.Errorf("lock: waiting for lock %d: %w", id, err)
+		return exitStatus(o.conflict)
+	case errors.As(err, &se):
+		if o.verbose {
+			fmt.Fprintf(stderr, "lockdir: %v while waiting for lock %d; gave up\n", se, id)
+		}
+		return signalStatus(se.sig)
 	}
-	if o.verbose {
-		fmt.Fprintf(stderr, "lockdir: getting lock %d took %.6f seconds\n", id, time.Since(start).Seconds())
-		fmt.Fprintf(stderr, "lockdir: executing %s\n", argv[0])
-	}
-	// A signal that came in while the lock was being taken still means
-	// "do not start"; SIGTSTP means "stop first".
-	for pending := true; pending; {
+	return fmt.Errorf("lock: waiting for lock %d: %w", id, err)
+}
+
+// pendingSignals handles the signals that came in while the lock was
+// being taken: each still means "do not start", and so ends lockdir with
+// its status, except SIGTSTP, which means "stop first".
+func pendingSignals(sigs <-chan os.Signal) error {
+	for {
 		select {
 		case s := <-sigs:
 			if s == syscall.SIGTSTP {
 				stopSelf()
 				continue
 			}
-			return exitStatus(128 + int(s.(syscall.Signal)))
+			return signalStatus(s)
 		default:
-			pending = false
+			return nil
 		}
 	}
-	if o.noFork {
-		return execLocked(fd, path, argv)
-	}
-	return runChild(path, argv, sigs)
 }
 
 // lookPathReason is the part of exec.LookPath's error worth printing.

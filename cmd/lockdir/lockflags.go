@@ -99,92 +99,115 @@ func findLockFlag(name string) *lockFlag {
 // "echo -n".
 func parseLockArgs(args []string, g *globals) (o lockOptions, id string, argv []string, err error) {
 	o.conflict = exitBusy
+	p := &lockArgs{args: args, o: &o, g: g}
 	haveID := false
-	for i := 0; i < len(args); i++ {
-		a := args[i]
+	for ; p.i < len(args); p.i++ {
+		a := args[p.i]
 		if a == "--" {
-			argv = args[i+1:]
+			argv = args[p.i+1:]
 			break
 		}
-		if len(a) < 2 || a[0] != '-' || isNumber(a[1:]) {
+		if !isFlag(a) {
 			if !haveID {
 				id, haveID = a, true
 				continue
 			}
-			argv = args[i:]
+			argv = args[p.i:]
 			break
 		}
-		name, val, hasVal := strings.Cut(strings.TrimLeft(a, "-"), "=")
-		next := func() (string, error) {
-			if hasVal {
-				return val, nil
-			}
-			if i+1 >= len(args) {
-				return "", fmt.Errorf("flag needs an argument: %s", a)
-			}
-			i++
-			return args[i], nil
-		}
-		switch name {
-		case "h", "help":
-			return o, "", nil, errHelp
-		case "dir", "group":
-			v, err := next()
-			if err != nil {
-				return o, "", nil, err
-			}
-			if name == "dir" {
-				g.dir = v
-			} else {
-				g.group = v
-			}
-			continue
-		}
-		if f := findLockFlag(name); f != nil && (len(name) > 1 || !strings.HasPrefix(a, "--")) {
-			v := ""
-			if f.value {
-				if v, err = next(); err != nil {
-					return o, "", nil, err
-				}
-			} else if hasVal {
-				return o, "", nil, fmt.Errorf("flag %s takes no value", a)
-			}
-			if err := f.set(&o, v); err != nil {
-				return o, "", nil, err
-			}
-			continue
-		}
-		if strings.HasPrefix(a, "--") || hasVal {
-			return o, "", nil, fmt.Errorf("flag provided but not defined: %s", a)
-		}
-		// A cluster of one-letter flags, as getopt reads them: -sn, -nw5.
-		for j := 1; j < len(a); j++ {
-			f := findLockFlag(a[j : j+1])
-			if f == nil {
-				return o, "", nil, fmt.Errorf("flag provided but not defined: -%c (in %s)", a[j], a)
-			}
-			if !f.value {
-				f.set(&o, "")
-				continue
-			}
-			v := a[j+1:]
-			if v == "" {
-				if i+1 >= len(args) {
-					return o, "", nil, fmt.Errorf("flag needs an argument: -%c", a[j])
-				}
-				i++
-				v = args[i]
-			}
-			if err := f.set(&o, v); err != nil {
-				return o, "", nil, err
-			}
-			break
+		if err := p.flag(a); err != nil {
+			return o, "", nil, err
 		}
 	}
 	if !haveID {
 		return o, "", nil, errNoID
 	}
 	return o, id, argv, nil
+}
+
+// lockArgs is parseLockArgs's place in lock's command line, and what it
+// has found so far.
+type lockArgs struct {
+	args []string
+	i    int // the argument being parsed
+	o    *lockOptions
+	g    *globals
+}
+
+// flag parses the flag a, which is p.args[p.i], with its value.
+func (p *lockArgs) flag(a string) error {
+	name, val, hasVal := strings.Cut(strings.TrimLeft(a, "-"), "=")
+	value := func() (string, error) {
+		if hasVal {
+			return val, nil
+		}
+		return p.next(a)
+	}
+	switch name {
+	case "h", "help":
+		return errHelp
+	case "dir", "group":
+		v, err := value()
+		if err != nil {
+			return err
+		}
+		if name == "dir" {
+			p.g.dir = v
+		} else {
+			p.g.group = v
+		}
+		return nil
+	}
+	if f := findLockFlag(name); f != nil && (len(name) > 1 || !strings.HasPrefix(a, "--")) {
+		if !f.value {
+			if hasVal {
+				return fmt.Errorf("flag %s takes no value", a)
+			}
+			return f.set(p.o, "")
+		}
+		v, err := value()
+		if err != nil {
+			return err
+		}
+		return f.set(p.o, v)
+	}
+	if strings.HasPrefix(a, "--") || hasVal {
+		return fmt.Errorf("flag provided but not defined: %s", a)
+	}
+	return p.cluster(a)
+}
+
+// cluster parses a cluster of one-letter flags, as getopt reads them:
+// -sn, -nw5, -nw 5.
+func (p *lockArgs) cluster(a string) error {
+	for j := 1; j < len(a); j++ {
+		f := findLockFlag(a[j : j+1])
+		if f == nil {
+			return fmt.Errorf("flag provided but not defined: -%c (in %s)", a[j], a)
+		}
+		if !f.value {
+			f.set(p.o, "")
+			continue
+		}
+		v := a[j+1:]
+		if v == "" {
+			var err error
+			if v, err = p.next("-" + a[j:j+1]); err != nil {
+				return err
+			}
+		}
+		return f.set(p.o, v)
+	}
+	return nil
+}
+
+// next consumes the argument after flag, as its value.
+func (p *lockArgs) next(flag string) (string, error) {
+	if p.i+1 >= len(p.args) {
+		return "", fmt.Errorf("flag needs an argument: %s", flag)
+	}
+	p.i++
+	return p.args[p.i], nil
 }
 
 var errNoID = errors.New("no lock ID given")

@@ -1,14 +1,10 @@
 package main
 
 import (
-	"bytes"
 	"cmp"
-	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
-	"os"
-	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
@@ -27,10 +23,11 @@ the given IDs), whether it is held, and by which process: its PID and
 command name (/proc/PID/comm), and the commands it runs (for lockdir lock,
 the wrapped command); then the processes waiting for it. It warns about a
 lock file or registry.lock deleted while in use. status never takes a
-lock: holders and waiters are read from /proc/locks. --json prints a
-stable schema, see docs/cli.md.`,
+lock: holders and waiters are read from /proc/locks. --json prints the
+same as one JSON object, for scripts: its fields may be added to but are
+never renamed or removed (docs/cli.md in lockdir's sources lists them).`,
 	setup: func(fl *flag.FlagSet, g *globals) func([]string) error {
-		asJSON := fl.Bool("json", false, "print JSON (schema in docs/cli.md)")
+		asJSON := fl.Bool("json", false, "print JSON, for scripts: stable fields, listed in lockdir's docs/cli.md")
 		return func(args []string) error {
 			ids, err := parseIDs("status", args)
 			if err != nil {
@@ -41,9 +38,7 @@ stable schema, see docs/cli.md.`,
 				return err
 			}
 			if *asJSON {
-				enc := json.NewEncoder(stdout)
-				enc.SetIndent("", "  ")
-				return enc.Encode(st)
+				return printJSON(st)
 			}
 			printStatus(st)
 			return nil
@@ -100,6 +95,8 @@ type procJSON struct {
 	Command string `json:"command"`
 }
 
+// getStatus gathers what status shows of the given IDs, or of every
+// allocated or held lock if none are given.
 func getStatus(g *globals, ids []uint32) (*statusJSON, error) {
 	m, err := g.openManager(false)
 	if err != nil {
@@ -114,18 +111,9 @@ func getStatus(g *globals, ids []uint32) (*statusJSON, error) {
 	if err != nil {
 		return nil, dirError(m.Dir(), err)
 	}
-	holdersKnown := true
-	holders, err := m.Holders()
-	if errors.Is(err, errors.ErrUnsupported) {
-		holdersKnown = false
-	} else if err != nil {
-		return nil, fmt.Errorf("finding lock holders: %w", err)
-	}
-	var waiters []filelock.Holder
-	if holdersKnown {
-		if waiters, err = m.Waiters(); err != nil {
-			return nil, fmt.Errorf("finding lock waiters: %w", err)
-		}
+	t, err := readLockTable(m)
+	if err != nil {
+		return nil, err
 	}
 	unlinked, err := unlinkedInUse(m)
 	if err != nil {
@@ -137,48 +125,69 @@ func getStatus(g *globals, ids []uint32) (*statusJSON, error) {
 		Capacity:     capacity,
 		Allocated:    len(allocated),
 		Free:         max(0, int(capacity)-len(allocated)),
-		HoldersKnown: holdersKnown,
+		HoldersKnown: t.known,
 		Locks:        []lockStatus{},
 		Unlinked:     unlinked,
 	}
-	show := ids
-	if len(show) == 0 {
-		show = slices.Clone(allocated)
-		for _, h := range slices.Concat(holders, waiters) {
-			show = append(show, h.ID)
-		}
-	}
-	slices.Sort(show)
-	show = slices.Compact(show)
-	for _, id := range show {
+	for _, id := range t.toShow(ids, allocated) {
 		_, isAlloc := slices.BinarySearch(allocated, id)
-		ls := lockStatus{ID: id, Allocated: isAlloc, Holders: []holderJSON{}, Waiters: []holderJSON{}}
-		for _, h := range holders {
-			if h.ID == id {
-				ls.Held = true
-				ls.Holders = append(ls.Holders, holderJSON{PID: h.PID, Command: procComm(h.PID), Exclusive: h.Exclusive, Children: procChildren(h.PID)})
-			}
-		}
-		for _, w := range waiters {
-			if w.ID == id {
-				ls.Waiters = append(ls.Waiters, holderJSON{PID: w.PID, Command: procComm(w.PID), Exclusive: w.Exclusive, Children: []procJSON{}})
-			}
-		}
-		st.Locks = append(st.Locks, ls)
+		st.Locks = append(st.Locks, t.status(id, isAlloc))
 	}
 	return st, nil
 }
 
-// procComm returns the command name of process pid, or "" if unknown.
-func procComm(pid int) string {
-	if pid <= 0 {
-		return ""
+// lockTable is who holds and who waits for the locks of a directory.
+type lockTable struct {
+	known            bool // false where filelock cannot tell (outside Linux)
+	holders, waiters []filelock.Holder
+}
+
+func readLockTable(m *filelock.Manager) (lockTable, error) {
+	var t lockTable
+	var err error
+	t.holders, err = m.Holders()
+	if errors.Is(err, errors.ErrUnsupported) {
+		return t, nil
 	}
-	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/comm")
 	if err != nil {
-		return ""
+		return t, fmt.Errorf("finding lock holders: %w", err)
 	}
-	return strings.TrimSpace(string(b))
+	t.known = true
+	if t.waiters, err = m.Waiters(); err != nil {
+		return t, fmt.Errorf("finding lock waiters: %w", err)
+	}
+	return t, nil
+}
+
+// toShow returns, in order, the IDs that status shows: ids if any are
+// given, else every allocated, held or awaited lock.
+func (t lockTable) toShow(ids, allocated []uint32) []uint32 {
+	show := ids
+	if len(show) == 0 {
+		show = slices.Clone(allocated)
+		for _, h := range slices.Concat(t.holders, t.waiters) {
+			show = append(show, h.ID)
+		}
+	}
+	slices.Sort(show)
+	return slices.Compact(show)
+}
+
+// status is what status shows of lock id.
+func (t lockTable) status(id uint32, allocated bool) lockStatus {
+	ls := lockStatus{ID: id, Allocated: allocated, Holders: []holderJSON{}, Waiters: []holderJSON{}}
+	for _, h := range t.holders {
+		if h.ID == id {
+			ls.Held = true
+			ls.Holders = append(ls.Holders, holderJSON{PID: h.PID, Command: procComm(h.PID), Exclusive: h.Exclusive, Children: procChildren(h.PID)})
+		}
+	}
+	for _, w := range t.waiters {
+		if w.ID == id {
+			ls.Waiters = append(ls.Waiters, holderJSON{PID: w.PID, Command: procComm(w.PID), Exclusive: w.Exclusive, Children: []procJSON{}})
+		}
+	}
+	return ls
 }
 
 func yesNo(b bool) string {
@@ -286,89 +295,4 @@ func unlinkedInUse(m *filelock.Manager) ([]unlinkedJSON, error) {
 		out = append(out, unlinkedJSON{Path: u.Path, PID: u.PID, Command: procComm(u.PID), Waiting: u.Waiting, Exclusive: u.Exclusive})
 	}
 	return out, nil
-}
-
-// procChildren returns the child processes of pid, from
-// /proc/PID/task/*/children, or by scanning /proc for processes whose
-// parent is pid where the kernel lacks that file. Never nil.
-func procChildren(pid int) []procJSON {
-	kids := []procJSON{}
-	if pid <= 0 {
-		return kids
-	}
-	var pids []int
-	tasks, err := filepath.Glob(fmt.Sprintf("/proc/%d/task/*/children", pid))
-	if err == nil && len(tasks) > 0 {
-		for _, t := range tasks {
-			b, err := os.ReadFile(t)
-			if err != nil {
-				continue
-			}
-			for f := range strings.FieldsSeq(string(b)) {
-				if n, err := strconv.Atoi(f); err == nil {
-					pids = append(pids, n)
-				}
-			}
-		}
-	} else {
-		pids = childrenByPPid(pid)
-	}
-	slices.Sort(pids)
-	for _, n := range slices.Compact(pids) {
-		kids = append(kids, procJSON{PID: n, Command: procComm(n)})
-	}
-	return kids
-}
-
-// childrenByPPid scans /proc/*/stat for processes whose parent is pid.
-func childrenByPPid(pid int) []int {
-	ents, err := os.ReadDir("/proc")
-	if err != nil {
-		return nil
-	}
-	var pids []int
-	for _, e := range ents {
-		n, err := strconv.Atoi(e.Name())
-		if err != nil {
-			continue
-		}
-		b, err := os.ReadFile("/proc/" + e.Name() + "/stat")
-		if err != nil {
-			continue
-		}
-		// "pid (comm) state ppid ...": comm may hold spaces and parens.
-		i := bytes.LastIndexByte(b, ')')
-		if i < 0 {
-			continue
-		}
-		f := strings.Fields(string(b[i+1:]))
-		if len(f) > 1 && f[1] == strconv.Itoa(pid) {
-			pids = append(pids, n)
-		}
-	}
-	return pids
-}
-
-// procSubcommand returns the lockdir subcommand that process pid runs,
-// skipping the global flags before it, or "".
-func procSubcommand(pid int) string {
-	if pid <= 0 {
-		return ""
-	}
-	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/cmdline")
-	if err != nil {
-		return ""
-	}
-	args := strings.Split(strings.TrimSuffix(string(b), "\x00"), "\x00")
-	for i := 1; i < len(args); i++ {
-		a := args[i]
-		switch {
-		case a == "--dir" || a == "-dir" || a == "--group" || a == "-group":
-			i++ // the flag's value
-		case strings.HasPrefix(a, "-"):
-		default:
-			return a
-		}
-	}
-	return ""
 }

@@ -55,30 +55,65 @@ func runCLI(w io.Writer, c cliConfig) error {
 		return err
 	}
 	defer os.RemoveAll(root)
-	bin := filepath.Join(root, "bin")
+	bins, err := c.buildAll(filepath.Join(root, "bin"))
+	if err != nil {
+		return err
+	}
+	env, lockFile, err := prepareLocks(root, bins.lockdir)
+	if err != nil {
+		return err
+	}
+	g := cliGroup(w, bins, env, lockFile)
+	header := fmt.Sprintf("# procbench cli: %d rounds, lock directory and flock file under %s, %d CPUs, SCHED_FIFO %v", c.rounds, c.dir, numCPU(), c.fifo)
+	if err := benchmark(w, header, []group{g}, c.rounds, c.fifo, nil); err != nil {
+		return err
+	}
+	return printSizes(w, bins)
+}
+
+// cliBinaries are the programs the CLI benchmark runs.
+type cliBinaries struct {
+	lockdir, minexec, minexecAfero string
+}
+
+// buildAll builds the minimal Go programs into bin, and lockdir unless
+// c names a lockdir binary.
+func (c *cliConfig) buildAll(bin string) (cliBinaries, error) {
+	b := cliBinaries{
+		lockdir:      c.lockdir,
+		minexec:      filepath.Join(bin, "minexec"),
+		minexecAfero: filepath.Join(bin, "minexecafero"),
+	}
 	pkgs := []string{minexecPkg, minexecAferoPkg}
-	if c.lockdir == "" {
+	if b.lockdir == "" {
 		pkgs = append(pkgs, lockdirPkg)
-		c.lockdir = filepath.Join(bin, "lockdir")
+		b.lockdir = filepath.Join(bin, "lockdir")
 	}
 	fmt.Fprintf(os.Stderr, "procbench: building %v\n", pkgs)
-	if err := c.build(bin, pkgs...); err != nil {
-		return err
-	}
-	minexec, minexecAfero := filepath.Join(bin, "minexec"), filepath.Join(bin, "minexecafero")
+	return b, c.build(bin, pkgs...)
+}
 
+// prepareLocks creates, under root, the lock directory with lockdir init
+// and the file for flock(1), and returns the environment that names the
+// directory.
+func prepareLocks(root, lockdir string) (env []string, lockFile string, err error) {
 	ld := filepath.Join(root, "ld")
-	env := append(os.Environ(), "LOCKDIR_DIR="+ld)
-	initCmd := exec.Command(c.lockdir, "init")
+	env = append(os.Environ(), "LOCKDIR_DIR="+ld)
+	initCmd := exec.Command(lockdir, "init")
 	initCmd.Env = env
 	if out, err := initCmd.CombinedOutput(); err != nil {
-		return fmt.Errorf("lockdir init: %v: %s", err, out)
+		return nil, "", fmt.Errorf("lockdir init: %v: %s", err, out)
 	}
-	lockFile := filepath.Join(root, "flockfile")
+	lockFile = filepath.Join(root, "flockfile")
 	if err := os.WriteFile(lockFile, nil, 0o600); err != nil {
-		return err
+		return nil, "", err
 	}
+	return env, lockFile, nil
+}
 
+// cliGroup returns the CLI benchmark's variants and ratios, flock(1)'s
+// left out, and said so on w, where it is not installed.
+func cliGroup(w io.Writer, bins cliBinaries, env []string, lockFile string) group {
 	run := func(path string, args ...string) func() *exec.Cmd {
 		return func() *exec.Cmd {
 			cmd := exec.Command(path, args...)
@@ -94,9 +129,9 @@ func runCLI(w io.Writer, c cliConfig) error {
 		fmt.Fprintf(w, "# flock(1) not found (%v): its row is left out\n", err)
 	}
 	g.variants = append(g.variants,
-		variant{name: "go-floor", command: run(minexec, "true")},
-		variant{name: "go-afero", command: run(minexecAfero, "true")},
-		variant{name: "lockdir", command: run(c.lockdir, "lock", "7", "--", "true")},
+		variant{name: "go-floor", command: run(bins.minexec, "true")},
+		variant{name: "go-afero", command: run(bins.minexecAfero, "true")},
+		variant{name: "lockdir", command: run(bins.lockdir, "lock", "7", "--", "true")},
 	)
 	g.ratios = []ratio{
 		{num: "lockdir", den: "go-floor"},
@@ -108,21 +143,15 @@ func runCLI(w io.Writer, c cliConfig) error {
 			ratio{num: "go-floor", den: "flock"},
 		)
 	}
-	if c.fifo {
-		if err := realtime([]group{g}); err != nil {
-			return err
-		}
-	}
-	fmt.Fprintf(w, "# procbench cli: %d rounds, lock directory and flock file under %s, %d CPUs, SCHED_FIFO %v\n", c.rounds, c.dir, numCPU(), c.fifo)
-	res, err := measure(w, []group{g}, c.rounds)
-	if err != nil {
-		return err
-	}
-	summarize(w, []group{g}, res, nil)
+	return g
+}
+
+// printSizes prints the binaries' sizes to w, as comment lines.
+func printSizes(w io.Writer, bins cliBinaries) error {
 	for _, b := range []struct{ name, path string }{
-		{"lockdir", c.lockdir},
-		{"go-floor (minexec)", minexec},
-		{"go-afero (minexecafero)", minexecAfero},
+		{"lockdir", bins.lockdir},
+		{"go-floor (minexec)", bins.minexec},
+		{"go-afero (minexecafero)", bins.minexecAfero},
 	} {
 		fi, err := os.Stat(b.path)
 		if err != nil {

@@ -121,15 +121,9 @@ func createLockdir(dir string, n int) (int, error) {
 func touchFiles(dir string, n int, flags int) (int, error) {
 	for id := range n {
 		path := dir + "/" + strconv.Itoa(id)
-		fd, err := unix.Open(path, unix.O_RDONLY|unix.O_CLOEXEC|flags, 0o600)
+		fd, err := touchFile(path, flags)
 		if err != nil {
-			return id, &os.PathError{Op: "open", Path: path, Err: err}
-		}
-		if err := unix.Flock(fd, unix.LOCK_EX); err != nil {
-			return id, &os.PathError{Op: "flock", Path: path, Err: err}
-		}
-		if err := unix.Flock(fd, unix.LOCK_UN); err != nil {
-			return id, &os.PathError{Op: "flock", Path: path, Err: err}
+			return id, err
 		}
 		if err := unix.Close(fd); err != nil {
 			return id, &os.PathError{Op: "close", Path: path, Err: err}
@@ -145,19 +139,27 @@ func touchFiles(dir string, n int, flags int) (int, error) {
 // growth waits for an RCU grace period.
 func touchFilesKeep(dir string, n int) (int, error) {
 	for id := range n {
-		path := dir + "/" + strconv.Itoa(id)
-		fd, err := unix.Open(path, unix.O_RDONLY|unix.O_CLOEXEC, 0)
-		if err != nil {
-			return id, &os.PathError{Op: "open", Path: path, Err: err}
-		}
-		if err := unix.Flock(fd, unix.LOCK_EX); err != nil {
-			return id, &os.PathError{Op: "flock", Path: path, Err: err}
-		}
-		if err := unix.Flock(fd, unix.LOCK_UN); err != nil {
-			return id, &os.PathError{Op: "flock", Path: path, Err: err}
+		if _, err := touchFile(dir+"/"+strconv.Itoa(id), 0); err != nil {
+			return id, err
 		}
 	}
 	return n, nil
+}
+
+// touchFile opens path as touchFiles does, locks and unlocks it, and
+// returns its descriptor.
+func touchFile(path string, flags int) (int, error) {
+	fd, err := unix.Open(path, unix.O_RDONLY|unix.O_CLOEXEC|flags, 0o600)
+	if err != nil {
+		return -1, &os.PathError{Op: "open", Path: path, Err: err}
+	}
+	if err := unix.Flock(fd, unix.LOCK_EX); err != nil {
+		return -1, &os.PathError{Op: "flock", Path: path, Err: err}
+	}
+	if err := unix.Flock(fd, unix.LOCK_UN); err != nil {
+		return -1, &os.PathError{Op: "flock", Path: path, Err: err}
+	}
+	return fd, nil
 }
 
 // pregrow grows the process's descriptor table to hold descriptor fd in
@@ -234,79 +236,81 @@ func runCold(w io.Writer, c coldConfig) error {
 	for _, n := range c.sizes {
 		fmt.Fprintf(os.Stderr, "procbench: setting up %d IDs\n", n)
 		base := filepath.Join(root, strconv.Itoa(n))
-		ld, files := filepath.Join(base, "lockdir"), filepath.Join(base, "files")
-		if err := setupTouch(ld, files, n); err != nil {
+		touch, err := c.touchGroup(filepath.Join(base, "lockdir"), filepath.Join(base, "files"), n)
+		if err != nil {
 			return err
 		}
-		ldNew, filesNew := filepath.Join(base, "lockdir-new"), filepath.Join(base, "files-new")
-		var extra []variant
-		if c.extra {
-			extra = []variant{
-				{name: "lockdir-max40", command: c.child("touch-lockdir-max40", ld, n), after: checkIDs(n)},
-				{name: "lockdir-pregrow", command: c.child("touch-lockdir-pregrow", ld, n), after: checkIDs(n)},
-				{name: "baseline-keep", command: c.child("touch-files-keep", files, n), after: checkIDs(n)},
-			}
-		}
-		touch := group{
-			name: fmt.Sprintf("ColdTouch/N=%d", n),
-			variants: []variant{
-				{name: "baseline", command: c.child("touch-files", files, n), after: checkIDs(n)},
-				{name: "lockdir", command: c.child("touch-lockdir", ld, n), after: checkIDs(n)},
-				{name: "noop", command: c.child("noop", "", 0)},
-			},
-			ratios: []ratio{{num: "lockdir", den: "baseline"}, {num: "lockdir", den: "baseline", net: "noop"}},
-		}
-		if extra != nil {
-			touch.variants = append(touch.variants, extra...)
-			touch.ratios = append(touch.ratios,
-				ratio{num: "lockdir-max40", den: "baseline"},
-				ratio{num: "lockdir-pregrow", den: "baseline"},
-				ratio{num: "baseline-keep", den: "baseline"})
-		}
-		create := group{
-			name: fmt.Sprintf("ColdCreate/N=%d", n),
-			variants: []variant{
-				{
-					name:    "baseline",
-					command: c.child("create-files", filesNew, n),
-					before:  func() error { return os.Mkdir(filesNew, 0o700) },
-					after: func(out string) error {
-						return checkAll(checkIDs(n)(out), checkFiles(filesNew, n), os.RemoveAll(filesNew))
-					},
-				},
-				{
-					name:    "lockdir",
-					command: c.child("create-lockdir", ldNew, n),
-					before: func() error {
-						m, err := filelock.Create(ldNew, uint32(2*n))
-						if err != nil {
-							return err
-						}
-						return m.Close()
-					},
-					after: func(out string) error {
-						return checkAll(checkIDs(n)(out), checkAllocated(ldNew, n), checkFiles(filepath.Join(ldNew, "locks"), n), os.RemoveAll(ldNew))
-					},
-				},
-				{name: "noop", command: c.child("noop", "", 0)},
-			},
-			ratios: []ratio{{num: "lockdir", den: "baseline"}, {num: "lockdir", den: "baseline", net: "noop"}},
-		}
+		create := c.createGroup(filepath.Join(base, "lockdir-new"), filepath.Join(base, "files-new"), n)
 		groups = append(groups, touch, create)
 		perID[touch.name], perID[create.name] = n, n
 	}
-	if c.fifo {
-		if err := realtime(groups); err != nil {
-			return err
-		}
+	header := fmt.Sprintf("# procbench cold: %d rounds, directories under %s, GOMAXPROCS unset, %d CPUs, SCHED_FIFO %v", c.rounds, c.dir, numCPU(), c.fifo)
+	return benchmark(w, header, groups, c.rounds, c.fifo, perID)
+}
+
+// touchGroup sets up ColdTouch of n IDs in ld and files (see setupTouch)
+// and returns its variants: lockdir, its baseline and the noop floor, and
+// with c.extra the diagnostic variants.
+func (c *coldConfig) touchGroup(ld, files string, n int) (group, error) {
+	if err := setupTouch(ld, files, n); err != nil {
+		return group{}, err
 	}
-	fmt.Fprintf(w, "# procbench cold: %d rounds, directories under %s, GOMAXPROCS unset, %d CPUs, SCHED_FIFO %v\n", c.rounds, c.dir, numCPU(), c.fifo)
-	res, err := measure(w, groups, c.rounds)
-	if err != nil {
-		return err
+	touch := group{
+		name: fmt.Sprintf("ColdTouch/N=%d", n),
+		variants: []variant{
+			{name: "baseline", command: c.child("touch-files", files, n), after: checkIDs(n)},
+			{name: "lockdir", command: c.child("touch-lockdir", ld, n), after: checkIDs(n)},
+			{name: "noop", command: c.child("noop", "", 0)},
+		},
+		ratios: []ratio{{num: "lockdir", den: "baseline"}, {num: "lockdir", den: "baseline", net: "noop"}},
 	}
-	summarize(w, groups, res, perID)
-	return nil
+	if c.extra {
+		touch.variants = append(touch.variants,
+			variant{name: "lockdir-max40", command: c.child("touch-lockdir-max40", ld, n), after: checkIDs(n)},
+			variant{name: "lockdir-pregrow", command: c.child("touch-lockdir-pregrow", ld, n), after: checkIDs(n)},
+			variant{name: "baseline-keep", command: c.child("touch-files-keep", files, n), after: checkIDs(n)},
+		)
+		touch.ratios = append(touch.ratios,
+			ratio{num: "lockdir-max40", den: "baseline"},
+			ratio{num: "lockdir-pregrow", den: "baseline"},
+			ratio{num: "baseline-keep", den: "baseline"})
+	}
+	return touch, nil
+}
+
+// createGroup returns ColdCreate's variants for n IDs: lockdir in a new
+// lock directory ldNew, its baseline in a new directory filesNew, each made
+// before and removed after every sample, and the noop floor.
+func (c *coldConfig) createGroup(ldNew, filesNew string, n int) group {
+	return group{
+		name: fmt.Sprintf("ColdCreate/N=%d", n),
+		variants: []variant{
+			{
+				name:    "baseline",
+				command: c.child("create-files", filesNew, n),
+				before:  func() error { return os.Mkdir(filesNew, 0o700) },
+				after: func(out string) error {
+					return checkAll(checkIDs(n)(out), checkFiles(filesNew, n), os.RemoveAll(filesNew))
+				},
+			},
+			{
+				name:    "lockdir",
+				command: c.child("create-lockdir", ldNew, n),
+				before: func() error {
+					m, err := filelock.Create(ldNew, uint32(2*n))
+					if err != nil {
+						return err
+					}
+					return m.Close()
+				},
+				after: func(out string) error {
+					return checkAll(checkIDs(n)(out), checkAllocated(ldNew, n), checkFiles(filepath.Join(ldNew, "locks"), n), os.RemoveAll(ldNew))
+				},
+			},
+			{name: "noop", command: c.child("noop", "", 0)},
+		},
+		ratios: []ratio{{num: "lockdir", den: "baseline"}, {num: "lockdir", den: "baseline", net: "noop"}},
+	}
 }
 
 // setupTouch makes ColdTouch's directories: ld, a lock directory of

@@ -31,6 +31,11 @@
 // time (benchstat shows cpu-sec/op). Medians, per-round ratios and binary
 // sizes follow as comment lines. Progress goes to stderr. See
 // docs/performance.md, "Short-lived process" and "CLI start-up".
+//
+// Files: main.go parses the command line; cold.go is the cold benchmark,
+// its children's roles included, and setup; cli.go the cli benchmark;
+// measure.go runs the variants, one process per sample, and summarizes
+// them; prof.go profiles a child on request.
 package main
 
 import (

@@ -157,18 +157,27 @@ func measure(w io.Writer, groups []group, rounds int) (results, error) {
 	return res, nil
 }
 
-func median(d []time.Duration) time.Duration {
-	s := slices.Clone(d)
-	slices.Sort(s)
-	n := len(s)
-	if n%2 == 1 {
-		return s[n/2]
+// benchmark runs groups for rounds rounds, with SCHED_FIFO if fifo is
+// set, and prints header, the samples and the summary to w. perOp gives
+// the IDs per op of the groups that have them, for per-ID figures.
+func benchmark(w io.Writer, header string, groups []group, rounds int, fifo bool, perOp map[string]int) error {
+	if fifo {
+		if err := realtime(groups); err != nil {
+			return err
+		}
 	}
-	return (s[n/2-1] + s[n/2]) / 2
+	fmt.Fprintln(w, header)
+	res, err := measure(w, groups, rounds)
+	if err != nil {
+		return err
+	}
+	summarize(w, groups, res, perOp)
+	return nil
 }
 
-func medianF(f []float64) float64 {
-	s := slices.Clone(f)
+// median is the median of d, which it leaves as it is.
+func median[T time.Duration | float64](d []T) T {
+	s := slices.Clone(d)
 	slices.Sort(s)
 	n := len(s)
 	if n%2 == 1 {
@@ -271,7 +280,7 @@ func ratioText(num, den, floor []time.Duration) string {
 	if md <= 0 || len(per) == 0 {
 		return "n/a"
 	}
-	return fmt.Sprintf("%.2fx (per round %.2fx [%.2f, %.2f])", float64(mn)/float64(md), medianF(per), slices.Min(per), slices.Max(per))
+	return fmt.Sprintf("%.2fx (per round %.2fx [%.2f, %.2f])", float64(mn)/float64(md), median(per), slices.Min(per), slices.Max(per))
 }
 
 func fmtDur(d time.Duration) string {

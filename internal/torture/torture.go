@@ -144,11 +144,9 @@ func childMutex(a ChildArgs) {
 		fatal("%v", err)
 	}
 	pid := os.Getpid()
-	log := openLog(MutexLogPath(a.Work, pid))
-	me := strconv.Itoa(pid)
-	lockers := make([]lock.Locker, a.IDs)
-	for id := range lockers {
-		if lockers[id], err = m.RetrieveLock(uint32(id)); err != nil {
+	c := &mutexChild{a: a, log: openLog(MutexLogPath(a.Work, pid)), me: strconv.Itoa(pid), lockers: make([]lock.Locker, a.IDs)}
+	for id := range c.lockers {
+		if c.lockers[id], err = m.RetrieveLock(uint32(id)); err != nil {
 			fatal("%v", err)
 		}
 	}
@@ -159,45 +157,7 @@ func childMutex(a ChildArgs) {
 	)
 	for g := range a.Goroutines {
 		wg.Go(func() {
-			rng := rand.New(rand.NewPCG(a.Seed, uint64(g)))
-			mine := make([]int, a.IDs)
-			for a.Deadline == 0 || Mono() < a.Deadline {
-				id := rng.IntN(a.IDs)
-				l := lockers[id]
-				l.Lock()
-				t := Mono()
-				marker := MarkerPath(a.Work, id)
-				if b, err := os.ReadFile(marker); err == nil {
-					log.printf("S %d %d %s\n", id, t, strings.TrimSpace(string(b)))
-				}
-				if err := os.WriteFile(marker, []byte(me), 0o600); err != nil {
-					fatal("%v", err)
-				}
-				// The read-modify-write that only the lock makes safe.
-				path := CounterPath(a.Work, id)
-				v, err := ReadCounter(path)
-				if err != nil {
-					fatal("counter %d: %v", id, err)
-				}
-				if a.Hold > 0 {
-					time.Sleep(time.Duration(rng.IntN(a.Hold)+1) * time.Microsecond)
-				} else {
-					runtime.Gosched()
-				}
-				tmp := path + ".tmp"
-				if err := os.WriteFile(tmp, []byte(strconv.Itoa(v+1)), 0o600); err != nil {
-					fatal("%v", err)
-				}
-				if err := os.Rename(tmp, path); err != nil {
-					fatal("%v", err)
-				}
-				log.printf("D %d %d\n", id, v+1)
-				if err := os.Remove(marker); err != nil {
-					fatal("%v", err)
-				}
-				l.Unlock()
-				mine[id]++
-			}
+			mine := c.run(rand.New(rand.NewPCG(a.Seed, uint64(g))))
 			mu.Lock()
 			for i, n := range mine {
 				done[i] += n
@@ -210,6 +170,66 @@ func childMutex(a ChildArgs) {
 		fatal("%v", err)
 	}
 	json.NewEncoder(os.Stdout).Encode(done)
+}
+
+// mutexChild is what the goroutines of a mutex child share.
+type mutexChild struct {
+	a       ChildArgs
+	log     appendLog
+	me      string // this process's PID, as the hold marker records it
+	lockers []lock.Locker
+}
+
+// run is one goroutine of a mutex child: until the deadline, it locks a
+// random ID and increments its counter. It returns its increments per ID.
+func (c *mutexChild) run(rng *rand.Rand) []int {
+	mine := make([]int, c.a.IDs)
+	for c.a.Deadline == 0 || Mono() < c.a.Deadline {
+		id := rng.IntN(c.a.IDs)
+		l := c.lockers[id]
+		l.Lock()
+		c.increment(id, rng)
+		l.Unlock()
+		mine[id]++
+	}
+	return mine
+}
+
+// increment is the critical section of lock id: it logs a hold marker
+// left by a process that died holding the lock, leaves its own, makes the
+// read-modify-write of the counter that only the lock makes safe, logs it
+// and removes its marker.
+func (c *mutexChild) increment(id int, rng *rand.Rand) {
+	a := c.a
+	t := Mono()
+	marker := MarkerPath(a.Work, id)
+	if b, err := os.ReadFile(marker); err == nil {
+		c.log.printf("S %d %d %s\n", id, t, strings.TrimSpace(string(b)))
+	}
+	if err := os.WriteFile(marker, []byte(c.me), 0o600); err != nil {
+		fatal("%v", err)
+	}
+	path := CounterPath(a.Work, id)
+	v, err := ReadCounter(path)
+	if err != nil {
+		fatal("counter %d: %v", id, err)
+	}
+	if a.Hold > 0 {
+		time.Sleep(time.Duration(rng.IntN(a.Hold)+1) * time.Microsecond)
+	} else {
+		runtime.Gosched()
+	}
+	tmp := path + ".tmp"
+	if err := os.WriteFile(tmp, []byte(strconv.Itoa(v+1)), 0o600); err != nil {
+		fatal("%v", err)
+	}
+	if err := os.Rename(tmp, path); err != nil {
+		fatal("%v", err)
+	}
+	c.log.printf("D %d %d\n", id, v+1)
+	if err := os.Remove(marker); err != nil {
+		fatal("%v", err)
+	}
 }
 
 // StormLogPath is the storm's shared log.

@@ -47,4 +47,10 @@
 //
 // Child processes talk to the test through their standard input and
 // output, so the implementation must not write to standard output.
+//
+// Files: locktest.go is the API (Harness, Main, Setup, Run) and the
+// helpers every check uses; contract.go checks the contract from one
+// goroutine, goroutines.go between goroutines, process.go between
+// processes (with the child side), and shared.go the shared locks of an
+// RWLocker.
 package locktest
