@@ -3,8 +3,6 @@ package filelock
 import (
 	"fmt"
 	"io/fs"
-	"path/filepath"
-	"strconv"
 	"sync"
 	"time"
 )
@@ -114,7 +112,7 @@ func (c *fdCache) sweep() {
 // be evicted, it waits for one while wait returns true.
 func (m *Manager) openFD(st *lockState, wait func() bool) error {
 	c := &m.cache
-	name := strconv.FormatUint(uint64(st.id), 10)
+	name := lockName(st.id)
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	for {
@@ -134,7 +132,7 @@ func (m *Manager) openFD(st *lockState, wait func() bool) error {
 			return nil
 		}
 		if !isTooManyFiles(err) {
-			return &fs.PathError{Op: "open", Path: filepath.Join(m.dir, locksName, name), Err: explainOpenFile(err)}
+			return &fs.PathError{Op: "open", Path: m.LockPath(st.id), Err: explainOpenFile(err)}
 		}
 		if c.evict(max(1, len(c.open)/2)) > 0 {
 			continue
@@ -146,7 +144,7 @@ func (m *Manager) openFD(st *lockState, wait func() bool) error {
 		}
 		c.mu.Lock()
 		if freed == 0 && !wait() {
-			return &fs.PathError{Op: "open", Path: filepath.Join(m.dir, locksName, name), Err: err}
+			return &fs.PathError{Op: "open", Path: m.LockPath(st.id), Err: err}
 		}
 	}
 }

@@ -87,7 +87,7 @@ func (m *Manager) lockTable(capacity uint32) (holders, waiters []Holder, err err
 			return
 		}
 		id, err := strconv.ParseUint(string(name), 10, 32)
-		if err != nil || id >= uint64(capacity) || string(name) != strconv.FormatUint(id, 10) {
+		if err != nil || id >= uint64(capacity) || string(name) != lockName(uint32(id)) {
 			return
 		}
 		for _, e := range es {

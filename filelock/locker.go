@@ -4,8 +4,6 @@ import (
 	"context"
 	"fmt"
 	"io/fs"
-	"path/filepath"
-	"strconv"
 
 	"github.com/lockdir/lockdir/lock"
 )
@@ -324,7 +322,7 @@ func (l *Locker) closedErr() error {
 }
 
 func (l *Locker) pathErr(op string, err error) error {
-	return &fs.PathError{Op: op, Path: filepath.Join(l.m.dir, locksName, strconv.FormatUint(uint64(l.st.id), 10)), Err: err}
+	return &fs.PathError{Op: op, Path: l.m.LockPath(l.st.id), Err: err}
 }
 
 // Unlock releases the exclusive lock. It panics if the lock is not locked

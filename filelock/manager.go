@@ -272,8 +272,12 @@ func (m *Manager) Dir() string { return m.dir }
 // The file is created on the lock's first use and never removed while the
 // directory is in use.
 func (m *Manager) LockPath(id uint32) string {
-	return filepath.Join(m.dir, locksName, strconv.FormatUint(uint64(id), 10))
+	return filepath.Join(m.dir, locksName, lockName(id))
 }
+
+// lockName is the name of lock id's file in locks/: the ID in decimal. It
+// is the one place that names lock files.
+func lockName(id uint32) string { return strconv.FormatUint(uint64(id), 10) }
 
 // LockFile returns LockPath(id) after creating the file if it is missing,
 // with the directory's documented mode and group, so that a shell script's
@@ -291,7 +295,7 @@ func (m *Manager) LockFile(id uint32) (string, error) {
 	if c.locksFD < 0 {
 		return "", fmt.Errorf("lock %d in %s: %w", id, m.dir, lock.ErrClosed)
 	}
-	fd, err := m.openOrCreateAt(c.locksFD, strconv.FormatUint(uint64(id), 10), lockFileFlags)
+	fd, err := m.openOrCreateAt(c.locksFD, lockName(id), lockFileFlags)
 	if err != nil {
 		return "", &fs.PathError{Op: "open", Path: path, Err: explainOpenFile(err)}
 	}
