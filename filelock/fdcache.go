@@ -29,13 +29,15 @@ import (
 // numbers low and the table small, as a process that closes each file
 // after use does.
 //
-// byID is what lets the Lockers of one ID share one state, so that their
-// goroutines wait for each other on a channel rather than each in flock(2)
-// on a descriptor of its own. Nothing depends on that for correctness: two
-// states of one ID have two descriptors, and flock excludes between them as
-// between two Managers. So the index is a plain map, bounded with the
-// cache: a state without a descriptor leaves it when the map outgrows twice
-// the bound. A Locker keeps its state either way.
+// byID is what makes every Locker for an ID from one Manager the same lock
+// in the process: they share one in-process readers-writer state, so that
+// one Locker's Unlock releases another's Lock, and their goroutines queue
+// on it rather than each in flock(2) on a descriptor of its own. A state
+// therefore stays in byID, descriptor or not, until the Manager is closed:
+// a Locker may hold on to it for ever, and a second state for the same ID
+// would split the lock (an Unlock through one Locker of a Lock through
+// another would panic, and a reader through one could pass a writer
+// waiting through the other). It costs about 100 bytes per ID touched.
 type fdCache struct {
 	mu      sync.Mutex
 	max     int
@@ -86,24 +88,8 @@ func (c *fdCache) state(id uint32, fresh bool) *lockState {
 	if c.byID == nil {
 		c.byID = make(map[uint32]*lockState)
 	}
-	if len(c.byID) >= 2*c.max+64 {
-		c.sweep()
-	}
 	c.byID[id] = st
 	return st
-}
-
-// sweep drops from byID the states that have no descriptor and are not in
-// use. c.mu must be held. It runs when byID is full, and leaves at most
-// max states with descriptors plus those in use, so its cost is amortized
-// over the insertions that filled the map.
-func (c *fdCache) sweep() {
-	for id, st := range c.byID {
-		if st.fd < 0 && st.tryAcquire() {
-			delete(c.byID, id)
-			st.release()
-		}
-	}
 }
 
 // openFD opens the lock file for st, whose in-process lock the caller
@@ -191,12 +177,6 @@ func (c *fdCache) add(st *lockState, fd int) {
 	}
 	if st.opens == 1 {
 		c.probation = append(c.probation, st)
-	}
-	if c.byID == nil {
-		c.byID = make(map[uint32]*lockState)
-	}
-	if c.byID[st.id] == nil {
-		c.byID[st.id] = st
 	}
 }
 
