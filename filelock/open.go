@@ -101,7 +101,6 @@ func (m *Manager) setup(mode openMode, numLocks uint32) error {
 	if err := m.checkOwnedSettling(fd, true); err != nil {
 		return &fs.PathError{Op: "open", Path: m.dir, Err: err}
 	}
-	m.cleanLeftovers()
 
 	// Decide whether this directory may be opened or made a lock directory
 	// before writing anything to it, so that a refused directory is left
@@ -156,6 +155,9 @@ func (m *Manager) setup(mode openMode, numLocks uint32) error {
 			return err
 		}
 	}
+	// Only now is the directory known to be a lock directory: a refused
+	// one keeps even files that look like lockdir's leftovers.
+	m.cleanLeftovers()
 	if err := m.checkOwned(int(m.reg.f.Fd()), false); err != nil {
 		return &fs.PathError{Op: "open", Path: m.reg.path, Err: err}
 	}
