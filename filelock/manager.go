@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"os"
 	"path/filepath"
 	"strconv"
 	"sync"
@@ -285,25 +286,50 @@ func lockName(id uint32) string { return strconv.FormatUint(uint64(id), 10) }
 // an error matching lock.ErrInvalidID if id is not below the capacity. It
 // neither allocates nor locks the lock.
 func (m *Manager) LockFile(id uint32) (string, error) {
-	if _, err := m.RetrieveLock(id); err != nil {
+	fd, err := m.openLockFileFD(id)
+	if err != nil {
 		return "", err
+	}
+	closeFD(fd)
+	return m.LockPath(id), nil
+}
+
+// OpenLockFile opens lock id's file as LockFile makes it, on a descriptor
+// of the caller's own, for a program that takes the lock with flock(2)
+// itself, as the lockdir command does, rather than through a Locker. The
+// file is checked to be a regular file on this very descriptor, so a file
+// swapped in by name afterwards (a FIFO, say) cannot be opened instead. It
+// is opened read-write (NFS needs that for an exclusive flock) and
+// close-on-exec; the Locker's in-process exclusion does not cover it.
+func (m *Manager) OpenLockFile(id uint32) (*os.File, error) {
+	fd, err := m.openLockFileFD(id)
+	if err != nil {
+		return nil, err
+	}
+	return os.NewFile(uintptr(fd), m.LockPath(id)), nil
+}
+
+// openLockFileFD opens, creating it if need be, and checks lock id's file.
+func (m *Manager) openLockFileFD(id uint32) (int, error) {
+	if _, err := m.Retrieve(id); err != nil {
+		return -1, err
 	}
 	path := m.LockPath(id)
 	c := &m.cache
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.locksFD < 0 {
-		return "", fmt.Errorf("lock %d in %s: %w", id, m.dir, lock.ErrClosed)
+		return -1, fmt.Errorf("lock %d in %s: %w", id, m.dir, lock.ErrClosed)
 	}
 	fd, err := m.openOrCreateAt(c.locksFD, lockName(id), lockFileFlags)
 	if err != nil {
-		return "", &fs.PathError{Op: "open", Path: path, Err: explainOpenFile(err)}
+		return -1, &fs.PathError{Op: "open", Path: path, Err: explainOpenFile(err)}
 	}
-	defer closeFD(fd)
 	if err := m.checkLockFile(fd); err != nil {
-		return "", &fs.PathError{Op: "open", Path: path, Err: err}
+		closeFD(fd)
+		return -1, &fs.PathError{Op: "open", Path: path, Err: err}
 	}
-	return path, nil
+	return fd, nil
 }
 
 // Close releases the Manager's descriptors and mapping. Locks held through

@@ -120,16 +120,18 @@ func lookPathReason(err error) error {
 
 // openLockFD opens lock id's file on a descriptor of lockdir's own, for
 // flock(2). The Manager creates the directory if needed, checks the ID
-// against its capacity and creates the file with the directory's mode
-// (Manager.LockFile); nothing else of it is used, so that an uncontended
-// 'lockdir lock' costs one Open and no registry scan.
+// against its capacity, creates the file with the directory's mode and
+// opens it (Manager.OpenLockFile: on a descriptor checked to be a regular
+// file, never by the path again, where a group member could have swapped
+// in a FIFO); nothing else of it is used, so that an uncontended 'lockdir
+// lock' costs one Open and no registry scan.
 func openLockFD(g *globals, id uint32) (int, error) {
 	m, err := g.openManager(true)
 	if err != nil {
 		return -1, err
 	}
 	defer m.Close()
-	path, err := m.LockFile(id)
+	f, err := m.OpenLockFile(id)
 	if errors.Is(err, lock.ErrInvalidID) {
 		if _, cerr := checkIDs(m, []uint32{id}); cerr != nil {
 			return -1, cerr
@@ -138,16 +140,14 @@ func openLockFD(g *globals, id uint32) (int, error) {
 	if err != nil {
 		return -1, err
 	}
-	for {
-		fd, err := unix.Open(path, unix.O_RDONLY|unix.O_NOFOLLOW|unix.O_NOCTTY|unix.O_CLOEXEC, 0)
-		if err == unix.EINTR {
-			continue
-		}
-		if err != nil {
-			return -1, &os.PathError{Op: "open", Path: path, Err: err}
-		}
-		return fd, nil
+	defer f.Close()
+	// A descriptor of lockdir's own, past f's life, on the same open file
+	// description: the one that was checked to be a regular file.
+	fd, err := unix.FcntlInt(f.Fd(), unix.F_DUPFD_CLOEXEC, 0)
+	if err != nil {
+		return -1, &os.PathError{Op: "dup", Path: f.Name(), Err: err}
 	}
+	return fd, nil
 }
 
 // busyError is waitLock's answer when the lock stays busy.
