@@ -191,8 +191,10 @@ func foregroundOf(fd int) int {
 // background process that sets the foreground gets SIGTTOU unless it
 // ignores it; the command, already running, does not inherit the SIG_IGN.
 func setForeground(fd, pgrp int) {
-	signal.Ignore(syscall.SIGTTOU)
-	defer signal.Reset(syscall.SIGTTOU)
+	if !signal.Ignored(syscall.SIGTTOU) {
+		signal.Ignore(syscall.SIGTTOU)
+		defer signal.Reset(syscall.SIGTTOU)
+	}
 	for {
 		err := unix.IoctlSetPointerInt(fd, unix.TIOCSPGRP, pgrp)
 		if !errors.Is(err, unix.EINTR) {

@@ -26,13 +26,30 @@ var lockSignals = []os.Signal{
 	syscall.SIGUSR1, syscall.SIGUSR2, syscall.SIGTSTP,
 }
 
+// caught returns the signals of sigs that lockdir was not started with
+// ignored. A signal ignored at start stays ignored, for lockdir and so for
+// its command, as under flock(1): nohup ignores SIGHUP, and a shell ignores
+// SIGINT and SIGQUIT for a job started with & in a script, so that neither
+// a hang-up nor a Ctrl-C ends the job. Notify would catch such a signal
+// again, and lockdir would pass it on to a command that had not asked for
+// it.
+func caught(sigs []os.Signal) []os.Signal {
+	var c []os.Signal
+	for _, s := range sigs {
+		if !signal.Ignored(s) {
+			c = append(c, s)
+		}
+	}
+	return c
+}
+
 // runLock takes lock id as o says and runs argv while holding it.
 func runLock(g *globals, o *lockOptions, id uint32, argv []string) error {
 	// From here on lockdir's own signals are handled, not fatal: a signal
 	// while waiting ends the wait with a status, and later ones go to the
 	// command.
 	sigs := make(chan os.Signal, 16)
-	signal.Notify(sigs, lockSignals...)
+	signal.Notify(sigs, caught(lockSignals)...)
 
 	// Resolve the command first: failing after taking the lock would make
 	// others wait for nothing.
