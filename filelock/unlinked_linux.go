@@ -68,7 +68,10 @@ func deletedInProcess(pid int, locks []procLock, dirPath string) []Unlinked {
 			continue
 		}
 		name, deleted := strings.CutSuffix(target, deletedSuffix)
-		if !deleted || !isLockName(dirPath, name) {
+		if !deleted {
+			continue
+		}
+		if name, deleted = lockNameOf(dirPath, name); !deleted {
 			continue
 		}
 		fi, err := statFollow(link)
@@ -85,16 +88,30 @@ func deletedInProcess(pid int, locks []procLock, dirPath string) []Unlinked {
 	return us
 }
 
-// isLockName reports whether path is registry.lock or a lock file of the
-// lock directory dirPath.
-func isLockName(dirPath, path string) bool {
-	if path == filepath.Join(dirPath, masterName) {
-		return true
+// lockNameOf returns the path of registry.lock or of the lock file of the
+// lock directory dirPath that path, a descriptor's file, is, and whether it
+// is one. In shared mode a creator opened the file under the temporary
+// name it published it from (publish.go), and its descriptor shows that
+// name ever after: ".lockdir-tmp.NAME.RANDOM" in the lock directory, for
+// registry.lock and for locks/NAME alike.
+func lockNameOf(dirPath, path string) (string, bool) {
+	dir, base := filepath.Split(path)
+	dir = filepath.Clean(dir)
+	if rest, ok := strings.CutPrefix(base, tmpPrefix); ok && dir == dirPath {
+		if i := strings.LastIndexByte(rest, '.'); i > 0 {
+			base = rest[:i]
+			if base != masterName {
+				dir = filepath.Join(dirPath, locksName)
+			}
+		}
 	}
-	name, ok := strings.CutPrefix(path, filepath.Join(dirPath, locksName)+"/")
-	if !ok {
-		return false
+	switch {
+	case dir == dirPath && base == masterName:
+		return filepath.Join(dirPath, masterName), true
+	case dir == filepath.Join(dirPath, locksName):
+		if _, err := strconv.ParseUint(base, 10, 32); err == nil {
+			return filepath.Join(dir, base), true
+		}
 	}
-	_, err := strconv.ParseUint(name, 10, 32)
-	return err == nil
+	return "", false
 }
