@@ -4,7 +4,6 @@ package filelock
 
 import (
 	"bytes"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
@@ -16,6 +15,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/lockdir/lockdir/internal/childproc"
 )
 
 // Hardening tests: other users, descriptor leaks into exec'd children, and a
@@ -23,9 +24,8 @@ import (
 // subject, in open_linux_test.go; its umask child role is dispatched here.) Tests that need a
 // second user create throwaway users when run as root and skip otherwise.
 // Child processes are this test binary re-executed with
-// -test.run=^TestHardeningChild$ and hardenChildEnv naming the role.
-
-const hardenChildEnv = "LOCKDIR_HARDEN_CHILD"
+// -test.run=^TestHardeningChild$ in a role of namespace "hardening"
+// (hardenChild).
 
 type hardenArgs struct {
 	Dir     string
@@ -47,12 +47,20 @@ type hardenResult struct {
 
 // TestHardeningChild is the child side; it does nothing in a normal run.
 func TestHardeningChild(t *testing.T) {
-	role := os.Getenv(hardenChildEnv)
+	role := childproc.Role("hardening")
 	if role == "" {
 		t.Skip("child process entry point")
 	}
+	if role == "member" {
+		var a memberArgs
+		if err := childproc.Args(&a); err != nil {
+			t.Fatal(err)
+		}
+		childproc.Reply(childMember(a))
+		return
+	}
 	var a hardenArgs
-	if err := json.Unmarshal([]byte(os.Getenv(hardenChildEnv+"_ARGS")), &a); err != nil {
+	if err := childproc.Args(&a); err != nil {
 		t.Fatal(err)
 	}
 	var r hardenResult
@@ -67,17 +75,20 @@ func TestHardeningChild(t *testing.T) {
 		r = childTwoManagers(a)
 	case "listfd":
 		r = childListFD()
-	case "member":
-		var a memberArgs
-		if err := json.Unmarshal([]byte(os.Getenv(hardenChildEnv+"_ARGS")), &a); err != nil {
-			t.Fatal(err)
-		}
-		json.NewEncoder(os.Stdout).Encode(childMember(a))
-		return
 	default:
 		t.Fatalf("unknown role %q", role)
 	}
-	json.NewEncoder(os.Stdout).Encode(r)
+	childproc.Reply(r)
+}
+
+// hardenChild describes a child of TestHardeningChild in role, run as cred
+// if non-nil, from exe, or from the test binary if exe is "".
+func hardenChild(role string, a any, cred *syscall.Credential, exe string) childproc.Spec {
+	s := childproc.Spec{Role: "hardening/" + role, Args: a, Exe: exe, Run: "^TestHardeningChild$", Dir: "/"}
+	if cred != nil {
+		s.SysProcAttr = &syscall.SysProcAttr{Credential: cred}
+	}
+	return s
 }
 
 func errString(err error) string {
@@ -90,31 +101,18 @@ func errString(err error) string {
 // runChild runs a child role, as cred if non-nil, and decodes its result.
 func runChild(t *testing.T, role string, a hardenArgs, cred *syscall.Credential, exe string) hardenResult {
 	t.Helper()
-	if exe == "" {
-		exe = os.Args[0]
-	}
-	args, _ := json.Marshal(a)
-	cmd := exec.Command(exe, "-test.run=^TestHardeningChild$", "-test.count=1")
-	cmd.Env = append(os.Environ(), hardenChildEnv+"="+role, hardenChildEnv+"_ARGS="+string(args))
-	cmd.Dir = "/"
-	if cred != nil {
-		cmd.SysProcAttr = &syscall.SysProcAttr{Credential: cred}
-	}
+	cmd := childproc.Command(t, hardenChild(role, a, cred, exe))
 	var stderr bytes.Buffer
 	cmd.Stderr = &stderr
 	out, err := cmd.Output()
 	if err != nil {
 		t.Fatalf("child %s: %v\n%s\n%s", role, err, out, stderr.Bytes())
 	}
-	// The result is the line that parses; go test adds PASS and the like.
-	for _, line := range bytes.Split(out, []byte("\n")) {
-		var r hardenResult
-		if bytes.HasPrefix(line, []byte("{")) && json.Unmarshal(line, &r) == nil {
-			return r
-		}
+	var r hardenResult
+	if err := childproc.Result(out, &r); err != nil {
+		t.Fatalf("child %s printed no result: %s\n%s", role, out, stderr.Bytes())
 	}
-	t.Fatalf("child %s printed no result: %s\n%s", role, out, stderr.Bytes())
-	return hardenResult{}
+	return r
 }
 
 // --- a second user ---
