@@ -7,10 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"os/exec"
-	"os/user"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -130,60 +127,20 @@ func (u tempUser) cred() *syscall.Credential {
 // the end of the test.
 func newUser(t *testing.T) tempUser {
 	t.Helper()
-	if os.Geteuid() != 0 {
-		t.Skip("needs root to create a throwaway second user (useradd)")
-	}
-	if _, err := exec.LookPath("useradd"); err != nil {
-		t.Skip("needs useradd to create a throwaway second user")
-	}
-	name := fmt.Sprintf("ldt%d%d", os.Getpid()%100000, time.Now().UnixNano()%1000)
-	if out, err := exec.Command("useradd", "-M", "-U", "-s", "/usr/sbin/nologin", "-d", "/nonexistent", name).CombinedOutput(); err != nil {
-		t.Skipf("useradd: %v: %s", err, out)
-	}
-	t.Cleanup(func() {
-		if out, err := exec.Command("userdel", name).CombinedOutput(); err != nil {
-			t.Errorf("userdel %s: %v: %s", name, err, out)
-		}
-	})
-	u, err := user.Lookup(name)
-	if err != nil {
-		t.Fatal(err)
-	}
-	uid, _ := strconv.Atoi(u.Uid)
-	gid, _ := strconv.Atoi(u.Gid)
-	return tempUser{name, uid, gid}
+	u := childproc.NewUser(t)
+	return tempUser{u.Name, u.UID, u.GID}
 }
 
-// publicBinary copies the test binary where another user can run it.
+// publicBinary copies the test binary where every user can run it.
 func publicBinary(t *testing.T) string {
 	t.Helper()
-	d, err := os.MkdirTemp("", "lockdir-hardening-")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { os.RemoveAll(d) })
-	os.Chmod(d, 0o755)
-	b, err := os.ReadFile(os.Args[0])
-	if err != nil {
-		t.Fatal(err)
-	}
-	exe := filepath.Join(d, "filelock.test")
-	if err := os.WriteFile(exe, b, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	return exe
+	return childproc.PublicBinary(t, childproc.PublicDir(t), "filelock.test")
 }
 
 // publicDir makes a directory that every user can reach.
 func publicDir(t *testing.T) string {
 	t.Helper()
-	d, err := os.MkdirTemp("", "lockdir-hardening-")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { os.RemoveAll(d) })
-	os.Chmod(d, 0o755)
-	return d
+	return childproc.PublicDir(t)
 }
 
 // childIntruder tries to allocate and free in a.Dir, through the API and

@@ -16,7 +16,9 @@
 //
 // Files: childproc.go starts children and plays the child's side;
 // syncbuffer.go is the stderr buffer that the parent reads while the child
-// writes; killed_unix.go tells a SIGKILL apart from other deaths.
+// writes; killed_unix.go tells a SIGKILL apart from other deaths;
+// user_linux.go makes the throwaway users, and the directory and copy of the
+// binary they can reach, that multi-user tests run children as.
 package childproc
 
 import (
