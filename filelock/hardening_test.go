@@ -189,14 +189,8 @@ func TestHardeningSecondUser(t *testing.T) {
 
 	// A private directory of root's, with ID 0 allocated.
 	dir := filepath.Join(base, "private")
-	m, err := Create(dir, 100)
-	if err != nil {
-		t.Fatal(err)
-	}
-	m.AllocateLock()
-	m.Close()
+	before := createAllocated(t, dir)
 	reg := filepath.Join(dir, registryName)
-	before, _ := os.ReadFile(reg)
 
 	r := runChild(t, "intruder", hardenArgs{Dir: dir, GID: -1}, intruder.cred(), exe)
 	t.Logf("private 0700 directory: intruder's Open: %s; raw write: %s", r.Err, r.RawErr)
@@ -226,12 +220,7 @@ func TestHardeningSecondUser(t *testing.T) {
 	// A directory shared with member's group: member may allocate and
 	// free; the intruder, not in the group, may not.
 	shared := filepath.Join(base, "shared")
-	if m, err = Create(shared, 100, WithSharedGroup(member.gid)); err != nil {
-		t.Fatal(err)
-	}
-	m.AllocateLock()
-	m.Close()
-	before, _ = os.ReadFile(filepath.Join(shared, registryName))
+	before = createAllocated(t, shared, WithSharedGroup(member.gid))
 	r = runChild(t, "intruder", hardenArgs{Dir: shared, GID: intruder.gid}, intruder.cred(), exe)
 	t.Logf("shared directory: intruder's Open: %s; raw write: %s", r.Err, r.RawErr)
 	if !strings.Contains(r.Err, "permission denied") || !strings.Contains(r.RawErr, "permission denied") {

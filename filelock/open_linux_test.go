@@ -122,16 +122,31 @@ func TestHardeningSymlinkLockFile(t *testing.T) {
 	v.check(t)
 }
 
-func TestHardeningSymlinkRegistry(t *testing.T) {
-	dir := filepath.Join(t.TempDir(), "locks")
-	m, err := Create(dir, 100)
+// createAllocated creates a lock directory of 100 locks at dir, allocates
+// ID 0 and closes it, and returns the registry's bytes.
+func createAllocated(t *testing.T, dir string, opts ...Option) []byte {
+	t.Helper()
+	m, err := Create(dir, 100, opts...)
 	if err != nil {
 		t.Fatal(err)
 	}
-	m.AllocateLock()
-	m.Close()
-	reg := filepath.Join(dir, registryName)
-	valid, _ := os.ReadFile(reg)
+	if _, err := m.AllocateLock(); err != nil {
+		m.Close()
+		t.Fatal(err)
+	}
+	if err := m.Close(); err != nil {
+		t.Fatal(err)
+	}
+	b, err := os.ReadFile(filepath.Join(dir, registryName))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+func TestHardeningSymlinkRegistry(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "locks")
+	valid := createAllocated(t, dir)
 	// The target is a valid registry, so following the link would work.
 	v := newVictim(t, valid)
 
@@ -163,7 +178,7 @@ func TestHardeningSymlinkRegistry(t *testing.T) {
 	}
 
 	// Planted under an open manager: the next operation refuses it.
-	m, err = Open(dir)
+	m, err := Open(dir)
 	if err != nil {
 		t.Fatal(err)
 	}
