@@ -30,12 +30,18 @@ func TestCreateExisting(t *testing.T) {
 	if !errors.Is(err, fs.ErrExist) {
 		t.Fatalf("Create over an existing directory: %v, want fs.ErrExist", err)
 	}
-	m2 := open(t, m.Dir())
-	if got := capacity(t, m2); got != 10 {
-		t.Errorf("capacity after a second Create = %d, want 10", got)
+	wantUnchanged(t, "after a second Create", open(t, m.Dir()), 10, 0)
+}
+
+// wantUnchanged checks that m, on a directory that a second Create or
+// OpenOrCreate met, still has the existing capacity and allocations.
+func wantUnchanged(t *testing.T, what string, m *filelock.Manager, wantCapacity uint32, wantIDs ...uint32) {
+	t.Helper()
+	if got := capacity(t, m); got != wantCapacity {
+		t.Errorf("%s: capacity %d, want the existing %d", what, got, wantCapacity)
 	}
-	if got := allocated(t, m2); !slices.Equal(got, []uint32{0}) {
-		t.Errorf("allocated after a second Create = %v, want [0]", got)
+	if got := allocated(t, m); !slices.Equal(got, wantIDs) {
+		t.Errorf("%s: allocated %v, want %v", what, got, wantIDs)
 	}
 }
 
@@ -74,12 +80,7 @@ func TestOpenOrCreate(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer m2.Close()
-	if got := capacity(t, m2); got != 10 {
-		t.Errorf("OpenOrCreate on an existing directory: capacity %d, want the existing 10", got)
-	}
-	if got := allocated(t, m2); !slices.Equal(got, []uint32{0}) {
-		t.Errorf("OpenOrCreate on an existing directory: allocated %v, want [0]", got)
-	}
+	wantUnchanged(t, "OpenOrCreate on an existing directory", m2, 10, 0)
 }
 
 func TestCapacityRange(t *testing.T) {
