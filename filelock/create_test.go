@@ -200,7 +200,7 @@ func TestCreateKilled(t *testing.T) {
 			t.Fatal("Create still reaching kill points at operation 100")
 		}
 		dir := filepath.Join(t.TempDir(), "locks")
-		cmd := regioChild(os.Args[0], "createkill", "DIR="+dir, "AT="+strconv.Itoa(n))
+		cmd := regioChild(t, os.Args[0], "createkill", "DIR="+dir, "AT="+strconv.Itoa(n))
 		out, err := cmd.CombinedOutput()
 		var ee *exec.ExitError
 		switch {

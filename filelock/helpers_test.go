@@ -4,7 +4,6 @@ package filelock_test
 
 import (
 	"bufio"
-	"bytes"
 	"errors"
 	"fmt"
 	"io"
@@ -13,24 +12,24 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
 
 	"github.com/lockdir/lockdir/filelock"
+	"github.com/lockdir/lockdir/internal/childproc"
 	"github.com/lockdir/lockdir/lock"
 )
 
-// Child processes re-execute the test binary with childEnv naming their
-// role; TestMain hands them to runChild before any test runs.
-const childEnv = "LOCKDIR_TEST_CHILD"
+// Child processes re-execute the test binary (childproc.Command) in a role
+// of namespace "filelock"; TestMain hands them to runChild before any test
+// runs.
 
-// runChild runs the child role named by $LOCKDIR_TEST_CHILD, if any, and
+// runChild runs the child role this process was started in, if any, and
 // reports whether it did. A failing child exits with status 2 and says why
 // on stderr.
 func runChild() bool {
-	role := os.Getenv(childEnv)
+	role := childproc.Role("filelock")
 	if role == "" {
 		return false
 	}
@@ -155,26 +154,9 @@ type child struct {
 	cmd    *exec.Cmd
 	stdin  io.WriteCloser
 	out    *bufio.Reader
-	stderr *syncBuffer
+	stderr *childproc.SyncBuffer
 	done   chan struct{}
 	err    error // Wait's result, once done is closed
-}
-
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }
 
 // startChild starts the test binary in the given role with extra
@@ -182,9 +164,7 @@ func (s *syncBuffer) String() string {
 // is still running.
 func startChild(t *testing.T, role string, env ...string) *child {
 	t.Helper()
-	cmd := exec.Command(os.Args[0], "-test.run=^$")
-	cmd.Env = append(os.Environ(), childEnv+"="+role)
-	cmd.Env = append(cmd.Env, env...)
+	cmd := childproc.Command(t, childproc.Spec{Role: "filelock/" + role, Env: env})
 	stdin, err := cmd.StdinPipe()
 	if err != nil {
 		t.Fatal(err)
@@ -196,7 +176,7 @@ func startChild(t *testing.T, role string, env ...string) *child {
 		t.Fatal(err)
 	}
 	cmd.Stdout = w
-	c := &child{cmd: cmd, stdin: stdin, out: bufio.NewReader(r), stderr: &syncBuffer{}, done: make(chan struct{})}
+	c := &child{cmd: cmd, stdin: stdin, out: bufio.NewReader(r), stderr: &childproc.SyncBuffer{}, done: make(chan struct{})}
 	cmd.Stderr = c.stderr
 	err = cmd.Start()
 	w.Close()

@@ -47,7 +47,7 @@ func TestReplacePlantedSymlinks(t *testing.T) {
 	}
 	defer m.Close()
 
-	cmd := regioChild(exe, "attack", "DIR="+dir, "TARGET="+secret, "STAGING="+stagingName(os.Geteuid()), "FOR=2s")
+	cmd := regioChild(t, exe, "attack", "DIR="+dir, "TARGET="+secret, "STAGING="+stagingName(os.Geteuid()), "FOR=2s")
 	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: u.cred()}
 	var out, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &stderr
@@ -125,8 +125,9 @@ loop:
 }
 
 // Child processes of these tests and of create_test.go re-execute the test
-// binary (exe) with -test.run=^TestRegIOChild$, regioChildEnv naming the
-// role and regioChildEnv_NAME=value giving its arguments.
+// binary (exe) with -test.run=^TestRegIOChild$ in a role of namespace
+// "regio", their arguments given as NAME=value (regioChild, regioArg).
+
 // TestReplaceBySecondMember has another member of the shared group, a real
 // second user, resize and clear a directory that root created: its own
 // staging directory is made and removed in a directory it does not own,
@@ -145,7 +146,7 @@ func TestReplaceBySecondMember(t *testing.T) {
 		}
 	}
 	m.Close()
-	cmd := regioChild(exe, "resize", "DIR="+dir, "GID="+strconv.Itoa(u.gid))
+	cmd := regioChild(t, exe, "resize", "DIR="+dir, "GID="+strconv.Itoa(u.gid))
 	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: u.cred()}
 	if out, err := cmd.CombinedOutput(); err != nil {
 		t.Fatalf("member's Resize and FreeAllLocks: %v\n%s", err, out)

@@ -6,7 +6,10 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strings"
 	"testing"
+
+	"github.com/lockdir/lockdir/internal/childproc"
 )
 
 // Regression tests for the registry's I/O (issue 7, defects 1 and 2): a
@@ -111,19 +114,24 @@ func TestReplaceAfterMoveAndInit(t *testing.T) {
 	replaceOwn(t, m, moved, dir, bystander)
 }
 
-const regioChildEnv = "LOCKDIR_REGIO_CHILD"
-
-func regioChild(exe, role string, args ...string) *exec.Cmd {
-	cmd := exec.Command(exe, "-test.run=^TestRegIOChild$", "-test.count=1")
-	cmd.Env = append(os.Environ(), regioChildEnv+"="+role)
+// regioChild describes a child of TestRegIOChild in role, run from exe,
+// with arguments given as NAME=value and read back with regioArg.
+func regioChild(t *testing.T, exe, role string, args ...string) *exec.Cmd {
+	t.Helper()
+	named := make(map[string]string, len(args))
 	for _, a := range args {
-		cmd.Env = append(cmd.Env, regioChildEnv+"_"+a)
+		name, value, _ := strings.Cut(a, "=")
+		named[name] = value
 	}
-	cmd.Dir = "/"
-	return cmd
+	return childproc.Command(t, childproc.Spec{Role: "regio/" + role, Args: named, Exe: exe, Run: "^TestRegIOChild$", Dir: "/"})
 }
 
-func regioArg(name string) string { return os.Getenv(regioChildEnv + "_" + name) }
+// regioArg returns the child's argument name, or "" if it has none.
+func regioArg(name string) string {
+	var named map[string]string
+	childproc.Args(&named)
+	return named[name]
+}
 
 // regioRoles are the child roles, by name; regio_linux_test.go adds some.
 var regioRoles = map[string]func(t *testing.T){
@@ -132,7 +140,7 @@ var regioRoles = map[string]func(t *testing.T){
 
 // TestRegIOChild is the child side; it does nothing in a normal run.
 func TestRegIOChild(t *testing.T) {
-	role := os.Getenv(regioChildEnv)
+	role := childproc.Role("regio")
 	if role == "" {
 		t.Skip("child process entry point")
 	}

@@ -4,8 +4,6 @@ package filelock
 
 import (
 	"bytes"
-	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -17,6 +15,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/lockdir/lockdir/internal/childproc"
 )
 
 // Shared mode with two real users in a real group: members starting at
@@ -102,11 +102,7 @@ type member struct {
 
 func startMember(t *testing.T, exe string, a memberArgs, cred *syscall.Credential) *member {
 	t.Helper()
-	args, _ := json.Marshal(a)
-	mb := &member{cmd: exec.Command(exe, "-test.run=^TestHardeningChild$", "-test.count=1")}
-	mb.cmd.Env = append(os.Environ(), hardenChildEnv+"=member", hardenChildEnv+"_ARGS="+string(args))
-	mb.cmd.Dir = "/"
-	mb.cmd.SysProcAttr = &syscall.SysProcAttr{Credential: cred}
+	mb := &member{cmd: childproc.Command(t, hardenChild("member", a, cred, exe))}
 	mb.cmd.Stdout, mb.cmd.Stderr = &mb.stdout, &mb.stderr
 	var err error
 	if mb.stdin, err = mb.cmd.StdinPipe(); err != nil {
@@ -125,16 +121,11 @@ func (mb *member) wait(t *testing.T) (r memberResult, killed bool) {
 	mb.stdin.Close() // if not already
 
 	err := mb.cmd.Wait()
-	var ee *exec.ExitError
-	if errors.As(err, &ee) {
-		if ws, ok := ee.Sys().(syscall.WaitStatus); ok && ws.Signaled() && ws.Signal() == syscall.SIGKILL {
-			return r, true
-		}
+	if childproc.Killed(err) {
+		return r, true
 	}
-	for _, line := range bytes.Split(mb.stdout.Bytes(), []byte("\n")) {
-		if bytes.HasPrefix(line, []byte("{")) && json.Unmarshal(line, &r) == nil {
-			return r, false
-		}
+	if childproc.Result(mb.stdout.Bytes(), &r) == nil {
+		return r, false
 	}
 	t.Fatalf("member: %v, printed no result:\n%s\n%s", err, mb.stdout.Bytes(), mb.stderr.Bytes())
 	return r, false

@@ -25,18 +25,6 @@ const (
 	atFDCWD    = -100
 )
 
-type fileInfo struct {
-	dev, ino uint64
-	mode     uint32
-	typ      uint32
-	uid, gid uint32
-	size     int64
-}
-
-func (fi fileInfo) isDir() bool  { return false }
-func (fi fileInfo) isReg() bool  { return false }
-func (fi fileInfo) isLink() bool { return false }
-
 func flock(fd int, how int) error                      { return errors.ErrUnsupported }
 func isWouldBlock(err error) bool                      { return false }
 func isTooManyFiles(err error) bool                    { return false }

@@ -51,19 +51,15 @@ func isTooManyFiles(err error) bool {
 	return err == unix.EMFILE || err == unix.ENFILE
 }
 
-// fileInfo is the part of stat(2) that filelock checks.
-type fileInfo struct {
-	dev, ino uint64
-	mode     uint32 // permission bits, setgid and sticky
-	typ      uint32 // S_IFMT bits
-	uid, gid uint32
-	size     int64
-}
+// The portable file types in fileinfo.go are the S_IFMT values; a mismatch
+// here fails to compile (an array of nonzero length is not a [0]struct{}).
+var (
+	_ [0]struct{} = [unix.S_IFDIR ^ typeDir]struct{}{}
+	_ [0]struct{} = [unix.S_IFREG ^ typeReg]struct{}{}
+	_ [0]struct{} = [unix.S_IFLNK ^ typeLink]struct{}{}
+)
 
-func (fi fileInfo) isDir() bool  { return fi.typ == unix.S_IFDIR }
-func (fi fileInfo) isReg() bool  { return fi.typ == unix.S_IFREG }
-func (fi fileInfo) isLink() bool { return fi.typ == unix.S_IFLNK }
-
+// toFileInfo converts the system's stat structure to filelock's fileInfo.
 func toFileInfo(st *unix.Stat_t) fileInfo {
 	return fileInfo{
 		dev:  uint64(st.Dev),

@@ -3,16 +3,15 @@
 package main
 
 import (
-	"fmt"
 	"os"
 	"os/exec"
-	"os/user"
 	"path/filepath"
 	"strconv"
 	"strings"
 	"syscall"
 	"testing"
-	"time"
+
+	"github.com/lockdir/lockdir/internal/childproc"
 )
 
 // TestDefaultDirRealUser runs lockdir as a throwaway non-root user with
@@ -20,58 +19,26 @@ import (
 // it: it uses lockdir-UID in the temporary directory, made 0700, and
 // refuses one that another user planted there, or a symbolic link.
 func TestDefaultDirRealUser(t *testing.T) {
-	if os.Geteuid() != 0 {
-		t.Skip("needs root to create a throwaway user (useradd)")
-	}
-	if _, err := exec.LookPath("useradd"); err != nil {
-		t.Skip("needs useradd")
-	}
-	name := fmt.Sprintf("ldc%d%d", os.Getpid()%100000, time.Now().UnixNano()%1000)
-	if out, err := exec.Command("useradd", "-M", "-U", "-s", "/usr/sbin/nologin", "-d", "/nonexistent", name).CombinedOutput(); err != nil {
-		t.Skipf("useradd: %v: %s", err, out)
-	}
-	t.Cleanup(func() {
-		if out, err := exec.Command("userdel", name).CombinedOutput(); err != nil {
-			t.Errorf("userdel %s: %v: %s", name, err, out)
-		}
-	})
-	u, err := user.Lookup(name)
-	if err != nil {
-		t.Fatal(err)
-	}
-	uid, _ := strconv.Atoi(u.Uid)
-	gid, _ := strconv.Atoi(u.Gid)
+	u := childproc.NewUser(t)
 
 	// A directory the user can reach, holding the lockdir binary (this
 	// test binary, which runs main under that name) and a sticky, world-
 	// writable temporary directory like /tmp.
-	base, err := os.MkdirTemp("", "lockdir-user-")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { os.RemoveAll(base) })
-	os.Chmod(base, 0o755)
-	exe := filepath.Join(base, "lockdir")
-	b, err := os.ReadFile(os.Args[0])
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(exe, b, 0o755); err != nil {
-		t.Fatal(err)
-	}
+	base := childproc.PublicDir(t)
+	exe := childproc.PublicBinary(t, base, "lockdir")
 	tmp := filepath.Join(base, "tmp")
 	if err := os.Mkdir(tmp, 0o777); err != nil {
 		t.Fatal(err)
 	}
 	os.Chmod(tmp, 0o777|os.ModeSticky)
-	want := filepath.Join(tmp, "lockdir-"+u.Uid)
+	want := filepath.Join(tmp, "lockdir-"+strconv.Itoa(u.UID))
 
 	run := func(args ...string) (string, int) {
 		t.Helper()
 		cmd := exec.Command(exe, args...)
 		cmd.Env = []string{"PATH=/usr/bin:/bin", "TMPDIR=" + tmp}
 		cmd.Dir = "/"
-		cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: uint32(uid), Gid: uint32(gid)}}
+		cmd.SysProcAttr = &syscall.SysProcAttr{Credential: u.Cred()}
 		out, err := cmd.CombinedOutput()
 		if ee, ok := err.(*exec.ExitError); ok {
 			return string(out), ee.ExitCode()
@@ -98,7 +65,7 @@ func TestDefaultDirRealUser(t *testing.T) {
 		{"symbolic link", func(t *testing.T) {
 			target := filepath.Join(base, "elsewhere")
 			os.Mkdir(target, 0o700)
-			os.Chown(target, uid, gid)
+			os.Chown(target, u.UID, u.GID)
 			if err := os.Symlink(target, want); err != nil {
 				t.Fatal(err)
 			}
@@ -108,7 +75,7 @@ func TestDefaultDirRealUser(t *testing.T) {
 				t.Fatal(err)
 			}
 			os.Chmod(want, 0o777)
-			os.Chown(want, uid, gid)
+			os.Chown(want, u.UID, u.GID)
 		}, exitDir, "its mode is 0777, not 0700"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -128,8 +95,8 @@ func TestDefaultDirRealUser(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if owner, _ := fileOwner(fi); !fi.IsDir() || fi.Mode().Perm() != 0o700 || owner != uid {
-				t.Errorf("%s: mode %v, owner %d; want a directory, 0700, owned by %d", want, fi.Mode(), owner, uid)
+			if owner, _ := fileOwner(fi); !fi.IsDir() || fi.Mode().Perm() != 0o700 || owner != u.UID {
+				t.Errorf("%s: mode %v, owner %d; want a directory, 0700, owned by %d", want, fi.Mode(), owner, u.UID)
 			}
 			out, code = run("status")
 			if code != 0 || !strings.Contains(out, "directory:  "+want+"\n") {

@@ -4,8 +4,8 @@
 // processes that take locks under load, are killed with SIGKILL while they
 // hold them, and allocate and free in a storm while being killed at random
 // instants. torture_test.go runs the parent side; this file is the child
-// side, which the test binary runs when it is re-executed with the
-// environment variable ChildEnv naming a role (see Main).
+// side, which the test binary runs when internal/childproc re-executes it in
+// a role of namespace "torture" (see Main).
 //
 // Children write what they do to append-only log files, one write(2) per
 // line, so that a child killed at any instant leaves a log that is complete
@@ -29,13 +29,8 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/lockdir/lockdir/filelock"
+	"github.com/lockdir/lockdir/internal/childproc"
 	"github.com/lockdir/lockdir/lock"
-)
-
-// Environment variables that select and configure a child role.
-const (
-	ChildEnv = "LOCKDIR_TORTURE_CHILD"      // role name
-	ArgsEnv  = "LOCKDIR_TORTURE_CHILD_ARGS" // JSON-encoded ChildArgs
 )
 
 // ChildArgs configures a child.
@@ -59,16 +54,17 @@ func Mono() int64 {
 	return ts.Nano()
 }
 
-// Main runs the child role named by ChildEnv, if any, and exits; it returns
+// Main runs the child role this process was started in (namespace
+// "torture", with ChildArgs as its arguments), if any, and exits; it returns
 // false in the parent. TestMain calls it first.
 func Main() bool {
-	role := os.Getenv(ChildEnv)
+	role := childproc.Role("torture")
 	if role == "" {
 		return false
 	}
 	var a ChildArgs
-	if err := json.Unmarshal([]byte(os.Getenv(ArgsEnv)), &a); err != nil {
-		fatal("bad %s: %v", ArgsEnv, err)
+	if err := childproc.Args(&a); err != nil {
+		fatal("%v", err)
 	}
 	switch role {
 	case "mutex":

@@ -25,6 +25,7 @@ import (
 	"time"
 
 	"github.com/lockdir/lockdir/filelock"
+	"github.com/lockdir/lockdir/internal/childproc"
 	"github.com/lockdir/lockdir/internal/tortureflag"
 	"github.com/lockdir/lockdir/lock"
 )
@@ -63,7 +64,7 @@ type child struct {
 	cmd    *exec.Cmd
 	pid    int
 	stdout *bufio.Reader
-	stderr bytes.Buffer
+	stderr childproc.SyncBuffer
 	done   chan struct{} // closed once reaped
 	err    error         // from Wait, valid after done
 	out    bytes.Buffer  // remaining stdout, valid after done
@@ -71,9 +72,7 @@ type child struct {
 
 func spawn(t *testing.T, role string, a ChildArgs) *child {
 	t.Helper()
-	args, _ := json.Marshal(a)
-	cmd := exec.Command(os.Args[0], "-test.run=^$")
-	cmd.Env = append(os.Environ(), ChildEnv+"="+role, ArgsEnv+"="+string(args))
+	cmd := childproc.Command(t, childproc.Spec{Role: "torture/" + role, Args: a})
 	c := &child{cmd: cmd, done: make(chan struct{})}
 	cmd.Stderr = &c.stderr
 	pr, err := cmd.StdoutPipe()
@@ -115,14 +114,7 @@ func (c *child) reap() {
 	}()
 }
 
-func (c *child) killed() bool {
-	var ee *exec.ExitError
-	if !errors.As(c.err, &ee) {
-		return false
-	}
-	ws, ok := ee.Sys().(syscall.WaitStatus)
-	return ok && ws.Signaled() && ws.Signal() == syscall.SIGKILL
-}
+func (c *child) killed() bool { return childproc.Killed(c.err) }
 
 func (c *child) describe() string {
 	return fmt.Sprintf("child %d: %v; stderr: %s", c.pid, c.err, strings.TrimSpace(c.stderr.String()))

@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/lockdir/lockdir/internal/childproc"
 	"github.com/lockdir/lockdir/lock"
 )
 
@@ -50,9 +51,9 @@ const (
 	killLimit   = 2 * time.Second
 )
 
-// Environment variables that select and parameterize a child role.
+// Environment variables that parameterize a child role; the role itself is
+// named as childproc.Command does, in namespace "locktest".
 const (
-	envRole = "LOCKTEST_CHILD_ROLE"
 	envAddr = "LOCKTEST_CHILD_ADDR"
 	envID   = "LOCKTEST_CHILD_ID"
 	envN    = "LOCKTEST_CHILD_N"
@@ -80,7 +81,7 @@ func Main(m *testing.M, open func(addr string) (lock.Manager, error)) {
 // around m.Run: in a child process started by the suite it plays the
 // child's role and exits; otherwise it records open for Run and returns.
 func Setup(open func(addr string) (lock.Manager, error)) {
-	if role := os.Getenv(envRole); role != "" {
+	if role := childproc.Role("locktest"); role != "" {
 		os.Exit(runChild(role, open))
 	}
 	mainOpen = open

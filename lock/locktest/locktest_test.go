@@ -3,12 +3,12 @@ package locktest_test
 import (
 	"bytes"
 	"os"
-	"os/exec"
 	"regexp"
 	"slices"
 	"strings"
 	"testing"
 
+	"github.com/lockdir/lockdir/internal/childproc"
 	"github.com/lockdir/lockdir/lock/locktest"
 )
 
@@ -152,11 +152,12 @@ func TestSuiteFails(t *testing.T) {
 	for _, v := range variants {
 		t.Run(v.name, func(t *testing.T) {
 			t.Parallel()
-			cmd := exec.Command(exe, "-test.run=^TestBroken$/^"+regexp.QuoteMeta(v.name)+"$",
-				"-test.skip=^TestBroken$/^bug-/^(Shared)?Processes$",
-				"-test.v", "-test.timeout=2m", "-test.count=1", "-test.parallel=32")
-			cmd.Env = append(os.Environ(), envBroken+"=1",
-				"GORACE="+strings.TrimSpace(os.Getenv("GORACE")+" atexit_sleep_ms=0"))
+			cmd := childproc.Command(t, childproc.Spec{
+				Exe:   exe,
+				Run:   "^TestBroken$/^" + regexp.QuoteMeta(v.name) + "$",
+				Flags: []string{"-test.skip=^TestBroken$/^bug-/^(Shared)?Processes$", "-test.v", "-test.timeout=2m", "-test.parallel=32"},
+				Env:   []string{envBroken + "=1"},
+			})
 			out, err := cmd.CombinedOutput()
 			if err == nil {
 				t.Fatalf("the suite passed:\n%s", out)

@@ -2,7 +2,6 @@ package locktest
 
 import (
 	"bufio"
-	"bytes"
 	"errors"
 	"fmt"
 	"io"
@@ -13,10 +12,10 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
+	"github.com/lockdir/lockdir/internal/childproc"
 	"github.com/lockdir/lockdir/lock"
 )
 
@@ -65,25 +64,7 @@ type child struct {
 	quit   chan struct{} // closed to discard further lines
 	exited chan struct{} // closed once the child is reaped
 	err    error         // the result of Wait, once exited is closed
-	stderr syncBuffer
-}
-
-// syncBuffer is a bytes.Buffer safe for concurrent use.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.String()
+	stderr childproc.SyncBuffer
 }
 
 // startChild starts the test binary as a child process in the given role,
@@ -102,13 +83,13 @@ func startChild(t *testing.T, role, addr string, env ...string) *child {
 		quit:   make(chan struct{}),
 		exited: make(chan struct{}),
 	}
-	// -test.run=^$ keeps a test binary that does not call Main from
-	// running the tests again.
-	c.cmd = exec.Command(exe, "-test.run=^$")
-	c.cmd.Env = append(os.Environ(), envRole+"="+role, envAddr+"="+addr)
-	c.cmd.Env = append(c.cmd.Env, env...)
-	// A binary built with -race sleeps a second at exit by default.
-	c.cmd.Env = append(c.cmd.Env, "GORACE="+strings.TrimSpace(os.Getenv("GORACE")+" atexit_sleep_ms=0"))
+	// Command's -test.run=^$ keeps a test binary that does not call Main
+	// from running the tests again.
+	c.cmd = childproc.Command(t, childproc.Spec{
+		Role: "locktest/" + role,
+		Exe:  exe,
+		Env:  append([]string{envAddr + "=" + addr}, env...),
+	})
 	c.cmd.Stderr = &c.stderr
 	stdout, err := c.cmd.StdoutPipe()
 	if err != nil {

@@ -5,22 +5,234 @@ package filelock_test
 import (
 	"errors"
 	"io/fs"
+	"math"
 	"os"
-	"os/exec"
 	"path/filepath"
-	"runtime"
-	"runtime/pprof"
 	"slices"
 	"strconv"
 	"strings"
-	"sync"
-	"sync/atomic"
 	"syscall"
 	"testing"
-	"time"
 
 	"github.com/lockdir/lockdir/filelock"
 )
+
+// Opening and creating lock directories: the constructors, the capacity
+// range, the modes and owners of what they create, and the symlinks and
+// unsafe directories they refuse. The Linux-only hardening checks of the
+// same subject, which need package internals, are in open_linux_test.go.
+
+func TestCreateExisting(t *testing.T) {
+	t.Parallel()
+	m := create(t, 10)
+	mustAllocate(t, m)
+	_, err := filelock.Create(m.Dir(), 20)
+	if !errors.Is(err, fs.ErrExist) {
+		t.Fatalf("Create over an existing directory: %v, want fs.ErrExist", err)
+	}
+	wantUnchanged(t, "after a second Create", open(t, m.Dir()), 10, 0)
+}
+
+// wantUnchanged checks that m, on a directory that a second Create or
+// OpenOrCreate met, still has the existing capacity and allocations.
+func wantUnchanged(t *testing.T, what string, m *filelock.Manager, wantCapacity uint32, wantIDs ...uint32) {
+	t.Helper()
+	if got := capacity(t, m); got != wantCapacity {
+		t.Errorf("%s: capacity %d, want the existing %d", what, got, wantCapacity)
+	}
+	if got := allocated(t, m); !slices.Equal(got, wantIDs) {
+		t.Errorf("%s: allocated %v, want %v", what, got, wantIDs)
+	}
+}
+
+func TestOpenMissing(t *testing.T) {
+	t.Parallel()
+	tmp := t.TempDir()
+	for _, dir := range []string{
+		filepath.Join(tmp, "missing"),        // no directory at all
+		filepath.Join(tmp, "missing", "sub"), // no parent either
+		tmp,                                  // a directory, but no registry
+	} {
+		_, err := filelock.Open(dir)
+		if !errors.Is(err, fs.ErrNotExist) {
+			t.Errorf("Open(%s) = %v, want fs.ErrNotExist", dir, err)
+		}
+	}
+	if _, err := os.Stat(filepath.Join(tmp, "missing")); !errors.Is(err, fs.ErrNotExist) {
+		t.Errorf("Open created the directory it failed to open: %v", err)
+	}
+	if _, err := os.Stat(filepath.Join(tmp, "registry")); !errors.Is(err, fs.ErrNotExist) {
+		t.Errorf("Open created a registry: %v", err)
+	}
+}
+
+func TestOpenOrCreate(t *testing.T) {
+	t.Parallel()
+	dir := filepath.Join(t.TempDir(), "a", "b", "locks")
+	m, err := filelock.OpenOrCreate(dir, 10)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer m.Close()
+	mustAllocate(t, m)
+	m2, err := filelock.OpenOrCreate(dir, 500)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer m2.Close()
+	wantUnchanged(t, "OpenOrCreate on an existing directory", m2, 10, 0)
+}
+
+func TestCapacityRange(t *testing.T) {
+	t.Parallel()
+	tmp := t.TempDir()
+	for _, n := range []uint32{0, filelock.MaxLocks + 1, math.MaxUint32} {
+		if m, err := filelock.Create(filepath.Join(tmp, strconv.Itoa(int(n))), n); err == nil {
+			m.Close()
+			t.Errorf("Create with capacity %d succeeded", n)
+		}
+	}
+	for _, n := range []uint32{1, filelock.DefaultNumLocks, 32512, 32513, filelock.MaxLocks} {
+		m, err := filelock.Create(filepath.Join(tmp, "ok"+strconv.Itoa(int(n))), n)
+		if err != nil {
+			t.Errorf("Create with capacity %d: %v", n, err)
+			continue
+		}
+		if got := capacity(t, m); got != n {
+			t.Errorf("capacity = %d, want %d", got, n)
+		}
+		if _, err := m.AllocateAndRetrieveLock(n - 1); err != nil {
+			t.Errorf("capacity %d: allocating the last ID: %v", n, err)
+		}
+		if got := allocated(t, m); !slices.Equal(got, []uint32{n - 1}) {
+			t.Errorf("capacity %d: allocated %v", n, got)
+		}
+		m.Close()
+	}
+	m := create(t, 5)
+	for _, n := range []uint32{0, filelock.MaxLocks + 1} {
+		if err := m.Resize(n); err == nil {
+			t.Errorf("Resize(%d) succeeded", n)
+		}
+	}
+}
+
+// TestModes creates directories in children with different umasks and
+// checks that the modes do not depend on it.
+func TestModes(t *testing.T) {
+	t.Parallel()
+	gid := os.Getgid()
+	for _, tc := range []struct {
+		umask             string
+		shared            bool
+		dirMode, fileMode uint32
+	}{
+		{"0", false, 0o700, 0o600},
+		{"022", false, 0o700, 0o600},
+		{"077", false, 0o700, 0o600},
+		{"0", true, 0o2770, 0o660},
+		{"022", true, 0o2770, 0o660},
+		{"077", true, 0o2770, 0o660},
+	} {
+		name := "umask" + tc.umask
+		if tc.shared {
+			name += "-shared"
+		}
+		t.Run(name, func(t *testing.T) {
+			t.Parallel()
+			dir := filepath.Join(t.TempDir(), "locks")
+			env := []string{"DIR=" + dir, "UMASK=" + tc.umask}
+			if tc.shared {
+				env = append(env, "GID="+strconv.Itoa(gid))
+			}
+			c := startChild(t, "modes", env...)
+			c.stdin.Close()
+			c.wait(t)
+			check := func(rel string, want uint32) {
+				t.Helper()
+				var st syscall.Stat_t
+				if err := syscall.Lstat(filepath.Join(dir, rel), &st); err != nil {
+					t.Error(err)
+					return
+				}
+				if got := uint32(st.Mode) & 0o7777; got != want {
+					t.Errorf("%s: mode %#o, want %#o", rel, got, want)
+				}
+				if tc.shared && int(st.Gid) != gid {
+					t.Errorf("%s: group %d, want %d", rel, st.Gid, gid)
+				}
+			}
+			check(".", tc.dirMode)
+			check("locks", tc.dirMode)
+			check("registry", tc.fileMode)
+			check("registry.lock", tc.fileMode)
+			check("locks/2", tc.fileMode)
+			check("locks/3", tc.fileMode)
+			if _, err := os.Stat(filepath.Join(dir, "registry.tmp")); !errors.Is(err, fs.ErrNotExist) {
+				t.Errorf("registry.tmp left behind: %v", err)
+			}
+		})
+	}
+}
+
+// TestRefuseForeignDirectory checks that a directory holding other files
+// is not turned into a lock directory, and is left as it was.
+func TestRefuseForeignDirectory(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	if err := os.WriteFile(filepath.Join(dir, "notes.txt"), []byte("mine"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for name, open := range map[string]func() (*filelock.Manager, error){
+		"Create":       func() (*filelock.Manager, error) { return filelock.Create(dir, 8) },
+		"OpenOrCreate": func() (*filelock.Manager, error) { return filelock.OpenOrCreate(dir, 8) },
+	} {
+		m, err := open()
+		if err == nil {
+			m.Close()
+			t.Fatalf("%s made a lock directory of a directory holding notes.txt", name)
+		}
+		if !errors.Is(err, fs.ErrExist) || !strings.Contains(err.Error(), "not a lock directory") {
+			t.Errorf("%s: error %v, want fs.ErrExist saying it is not a lock directory", name, err)
+		}
+	}
+	if _, err := os.Stat(filepath.Join(dir, "registry")); !errors.Is(err, fs.ErrNotExist) {
+		t.Errorf("a registry appeared: %v", err)
+	}
+	if b, err := os.ReadFile(filepath.Join(dir, "notes.txt")); err != nil || string(b) != "mine" {
+		t.Errorf("notes.txt changed: %q, %v", b, err)
+	}
+}
+
+// TestRecreateAfterMovingRegistryAside checks the documented way to start
+// afresh in place: move the registry aside and create a new one. Managers
+// still open on the directory notice the new registry.
+func TestRecreateAfterMovingRegistryAside(t *testing.T) {
+	t.Parallel()
+	dir := filepath.Join(t.TempDir(), "ld")
+	old, err := filelock.Create(dir, 8)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer old.Close()
+	if _, err := old.AllocateLock(); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Rename(filepath.Join(dir, "registry"), filepath.Join(dir, "registry.bak")); err != nil {
+		t.Fatal(err)
+	}
+	m, err := filelock.Create(dir, 4)
+	if err != nil {
+		t.Fatalf("Create after moving the registry aside: %v", err)
+	}
+	defer m.Close()
+	if c, err := old.Capacity(); err != nil || c != 4 {
+		t.Errorf("the older Manager sees capacity %d, %v; want the new registry's 4", c, err)
+	}
+	if ids := allocated(t, old); len(ids) != 0 {
+		t.Errorf("the older Manager sees %v allocated in the new registry, want none", ids)
+	}
+}
 
 // TestOpenOrCreateRace starts many processes at once that each open or
 // create the same directory and allocate a lock. None may fail, and none may
@@ -78,76 +290,6 @@ func TestOpenOrCreateRace(t *testing.T) {
 				t.Errorf("capacity %d, want 100", c)
 			}
 		})
-	}
-}
-
-// TestHolderKilled kills a child holding a lock with SIGKILL; a Lock waiting
-// for it gets it at once.
-func TestHolderKilled(t *testing.T) {
-	t.Parallel()
-	m := create(t, 10)
-	c := holdInChild(t, m.Dir(), 7)
-	l := mustRetrieve(t, m, 7)
-	if l.TryLock() {
-		t.Fatal("TryLock succeeded while a child holds the lock")
-	}
-	locked := make(chan time.Time, 1)
-	go func() {
-		l.Lock()
-		locked <- time.Now()
-	}()
-	time.Sleep(20 * time.Millisecond) // let Lock block in flock(2)
-	killed := time.Now()
-	if err := c.cmd.Process.Signal(syscall.SIGKILL); err != nil {
-		t.Fatal(err)
-	}
-	select {
-	case at := <-locked:
-		t.Logf("Lock returned %v after SIGKILL of the holder", at.Sub(killed))
-	case <-time.After(10 * time.Second):
-		t.Fatal("Lock did not return 10s after the holder was killed")
-	}
-	l.Unlock()
-}
-
-// TestCloexec checks that no descriptor of the lock directory leaks into
-// an exec'd child while locks are held and the registry is mapped.
-func TestCloexec(t *testing.T) {
-	// Not parallel: the control descriptor below would leak into the
-	// children of other tests.
-	if _, err := os.Stat("/proc/self/fd"); err != nil {
-		t.Skip("no /proc/self/fd")
-	}
-	m := create(t, 10)
-	l := mustAllocate(t, m)
-	l.Lock()
-	defer l.Unlock()
-	idle := mustRetrieve(t, m, 3)
-	idle.Lock()
-	idle.Unlock() // cached, idle descriptor
-	if n := fdsUnder(t, m.Dir()); n < 3 {
-		t.Fatalf("only %d descriptors open under the directory; the test needs the registry and two lock files", n)
-	}
-	childFDs := func() string {
-		t.Helper()
-		out, err := exec.Command("ls", "-l", "/proc/self/fd/").CombinedOutput()
-		if err != nil {
-			t.Fatalf("ls: %v: %s", err, out)
-		}
-		return string(out)
-	}
-	if out := childFDs(); strings.Contains(out, m.Dir()) {
-		t.Errorf("an exec'd child inherits descriptors of the lock directory:\n%s", out)
-	}
-	// Control: a descriptor opened without O_CLOEXEC does show up.
-	fd, err := syscall.Open(m.LockPath(3), syscall.O_RDONLY, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	out := childFDs()
-	syscall.Close(fd)
-	if !strings.Contains(out, m.LockPath(3)) {
-		t.Errorf("control failed: a descriptor without O_CLOEXEC is not visible in the child:\n%s", out)
 	}
 }
 
@@ -320,175 +462,5 @@ func TestUnsafeDirRefused(t *testing.T) {
 				m.Close()
 			}
 		})
-	}
-}
-
-// TestBoundedFDs touches 10,000 IDs with room for 8 idle descriptors, and
-// checks that the process's descriptors stay bounded while held locks keep
-// theirs.
-func TestBoundedFDs(t *testing.T) {
-	// Not parallel: it counts the process's descriptors.
-	if _, err := os.Stat("/proc/self/fd"); err != nil {
-		t.Skip("no /proc/self/fd")
-	}
-	const maxOpen, held = 8, 20
-	m, err := filelock.Create(filepath.Join(tmpfsDir(t), "locks"), 10_000, filelock.WithMaxOpenFiles(maxOpen))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer m.Close()
-	base := len(openFDs(t))
-	var pinned []*filelock.Locker
-	for id := range uint32(held) {
-		l := mustRetrieve(t, m, 9_000+id)
-		l.Lock()
-		pinned = append(pinned, l)
-	}
-	limit := base + held + maxOpen + 2 // 2 for ReadDir and the pprof slack
-	peak := 0
-	for id := range uint32(9_000) {
-		l := mustRetrieve(t, m, id)
-		l.Lock()
-		l.Unlock()
-		if id%250 == 0 {
-			if n := len(openFDs(t)); n > peak {
-				peak = n
-			}
-		}
-	}
-	t.Logf("descriptors: %d before, peak %d while holding %d locks and touching 9,000 more (limit %d)", base, peak, held, limit)
-	if peak > limit {
-		t.Errorf("peak of %d descriptors, want at most %d", peak, limit)
-	}
-	if n := fdsUnder(t, m.Dir()); n > held+maxOpen+4 {
-		t.Errorf("%d descriptors open under the directory, want at most %d", n, held+maxOpen+4)
-	}
-	// The held locks kept their descriptors, so they are still held.
-	for _, l := range pinned {
-		if !heldElsewhere(t, m.Dir(), l.ID()) {
-			t.Errorf("lock %d lost while the descriptor cache evicted others", l.ID())
-		}
-		l.Unlock()
-	}
-	for id := uint32(9_020); id < 10_000; id++ {
-		l := mustRetrieve(t, m, id)
-		l.Lock()
-		l.Unlock()
-	}
-	// Besides the idle lock files: the directory, locks/, the registry
-	// and registry.lock.
-	if n := fdsUnder(t, m.Dir()); n > maxOpen+4 {
-		t.Errorf("after unlocking everything, %d descriptors open under the directory, want at most %d", n, maxOpen+4)
-	}
-}
-
-// TestWaitersDoNotPinThreads parks 1,000 goroutines on one lock held by
-// another Manager; they must not each hold an OS thread in flock(2).
-func TestWaitersDoNotPinThreads(t *testing.T) {
-	// Not parallel: it counts the process's threads.
-	const waiters = 1000
-	m := create(t, 10)
-	holder := mustRetrieve(t, open(t, m.Dir()), 1)
-	holder.Lock()
-	threads := pprof.Lookup("threadcreate")
-	before, beforeOS := threads.Count(), osThreads(t)
-	var started, acquired atomic.Int64
-	var wg sync.WaitGroup
-	shared := mustRetrieve(t, m, 1)
-	for i := range waiters {
-		l := shared // half the waiters share one Locker
-		if i%2 == 0 {
-			l = mustRetrieve(t, m, 1) // the others have a Locker each
-		}
-		wg.Go(func() {
-			started.Add(1)
-			l.Lock()
-			acquired.Add(1)
-			l.Unlock()
-		})
-	}
-	for started.Load() < waiters {
-		runtime.Gosched()
-	}
-	// Give any implementation that blocks a thread per waiter the time
-	// to do so; this sleep is not a measurement.
-	time.Sleep(200 * time.Millisecond)
-	after, afterOS := threads.Count(), osThreads(t)
-	if n := acquired.Load(); n != 0 {
-		t.Fatalf("%d goroutines acquired a lock another Manager holds", n)
-	}
-	t.Logf("threads created: %d before, %d with %d waiters; OS threads %d -> %d", before, after, waiters, beforeOS, afterOS)
-	if after-before > 20 {
-		t.Errorf("%d threads created for %d waiters", after-before, waiters)
-	}
-	if beforeOS > 0 && afterOS-beforeOS > 20 {
-		t.Errorf("OS threads went from %d to %d with %d waiters", beforeOS, afterOS, waiters)
-	}
-	holder.Unlock()
-	wg.Wait()
-	if n := acquired.Load(); n != waiters {
-		t.Errorf("%d of %d waiters acquired the lock", n, waiters)
-	}
-}
-
-// osThreads returns the Threads line of /proc/self/status, or 0.
-func osThreads(t *testing.T) int {
-	t.Helper()
-	b, err := os.ReadFile("/proc/self/status")
-	if err != nil {
-		return 0
-	}
-	for line := range strings.SplitSeq(string(b), "\n") {
-		if v, ok := strings.CutPrefix(line, "Threads:"); ok {
-			n, _ := strconv.Atoi(strings.TrimSpace(v))
-			return n
-		}
-	}
-	return 0
-}
-
-// TestFlockInterop checks that flock(1) on LockPath and Lock exclude each
-// other.
-func TestFlockInterop(t *testing.T) {
-	t.Parallel()
-	flockCmd, err := exec.LookPath("flock")
-	if err != nil {
-		t.Skip("no flock(1)")
-	}
-	m := create(t, 10)
-	l := mustRetrieve(t, m, 2)
-	l.Lock()
-	err = exec.Command(flockCmd, "-n", m.LockPath(2), "true").Run()
-	var ee *exec.ExitError
-	if !errors.As(err, &ee) || ee.ExitCode() != 1 {
-		t.Errorf("flock -n while Lock holds it: %v, want exit status 1", err)
-	}
-	l.Unlock()
-	if err := exec.Command(flockCmd, "-n", m.LockPath(2), "true").Run(); err != nil {
-		t.Errorf("flock -n after Unlock: %v", err)
-	}
-	// flock(1) holds it; TryLock fails until it lets go.
-	cmd := exec.Command(flockCmd, "-n", m.LockPath(2), "sh", "-c", "echo held; cat >/dev/null")
-	stdin, _ := cmd.StdinPipe()
-	stdout, _ := cmd.StdoutPipe()
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	buf := make([]byte, 5)
-	if _, err := stdout.Read(buf); err != nil || string(buf) != "held\n" {
-		t.Fatalf("flock(1) child: %q, %v", buf, err)
-	}
-	if l.TryLock() {
-		l.Unlock()
-		t.Error("TryLock succeeded while flock(1) holds the lock")
-	}
-	stdin.Close()
-	if err := cmd.Wait(); err != nil {
-		t.Fatal(err)
-	}
-	if !l.TryLock() {
-		t.Error("TryLock failed after flock(1) exited")
-	} else {
-		l.Unlock()
 	}
 }
