@@ -26,8 +26,15 @@ func slotOffset(i int) int64 { return int64(offSlots + slotSize*i) }
 
 // createCounter makes the counter file of a check with procs workers in
 // dir, zeroed. The caller removes it.
+// counterPattern names the counter file with the prefix filelock gives
+// its own temporary files (publish.go), so that a counter left behind by a
+// check killed with SIGKILL does not make the directory look foreign to a
+// later 'lockdir init', and a shared directory's next Open removes it once
+// it has not been written for a minute.
+const counterPattern = ".lockdir-tmp.check-*.counter"
+
 func createCounter(dir string, procs int) (*os.File, error) {
-	f, err := os.CreateTemp(dir, ".check-*.counter")
+	f, err := os.CreateTemp(dir, counterPattern)
 	if err != nil {
 		return nil, fmt.Errorf("check: creating the counter file: %w", err)
 	}

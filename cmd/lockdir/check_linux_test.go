@@ -1,9 +1,12 @@
 package main
 
 import (
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 
+	"github.com/lockdir/lockdir/filelock"
 	"golang.org/x/sys/unix"
 )
 
@@ -38,4 +41,26 @@ func TestFilesystemInfo(t *testing.T) {
 	if name == "" {
 		t.Errorf("filesystemInfo(TempDir) gave no name")
 	}
+}
+
+// TestCheckCounterLeftoverIsNotForeign is reliability round two's review
+// finding: a check killed with SIGKILL left its counter file in the lock
+// directory, and after the registry was lost, 'lockdir init' refused the
+// directory as not empty. A counter file now has filelock's temporary
+// prefix, which the empty-directory check accepts.
+func TestCheckCounterLeftoverIsNotForeign(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "ld")
+	if err := os.Mkdir(dir, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	f, err := createCounter(dir, 2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.Close()
+	m, err := filelock.Create(dir, 16)
+	if err != nil {
+		t.Fatalf("Create beside a leftover counter file %s: %v", filepath.Base(f.Name()), err)
+	}
+	m.Close()
 }
