@@ -155,11 +155,15 @@ func (m *Manager) publishDirAt(dirfd int, path string) error {
 	var err error
 	for range publishAttempts {
 		tmp := parent + tempName(name)
-		if err := mkdirAt(dirfd, tmp, 0o700); err != nil {
+		if err = mkdirAt(dirfd, tmp, 0o700); err != nil {
 			return err
 		}
 		step("dir-made")
-		fd, err := openAt(dirfd, tmp, oRDONLY|oDIRECTORY, 0)
+		var fd int
+		fd, err = openAt(dirfd, tmp, oRDONLY|oDIRECTORY, 0)
+		if errors.Is(err, fs.ErrNotExist) {
+			continue // tmp was cleaned away; start over
+		}
 		if err != nil {
 			rmdirAt(dirfd, tmp)
 			return err
