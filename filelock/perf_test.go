@@ -17,18 +17,7 @@ import (
 // TestLockUnlockAllocs checks that the hot path allocates nothing: an
 // uncontended Lock+Unlock (and TryLock+Unlock) on a lock whose file is open.
 func TestLockUnlockAllocs(t *testing.T) {
-	if raceEnabled {
-		t.Skip("the race detector changes allocation counts")
-	}
-	m, err := filelock.Create(t.TempDir()+"/locks", filelock.DefaultNumLocks)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer m.Close()
-	fl, err := m.Allocate()
-	if err != nil {
-		t.Fatal(err)
-	}
+	fl := allocsLocker(t)
 	// AllocsPerRun runs each function once before counting, which opens the
 	// lock file.
 	if n := testing.AllocsPerRun(1000, func() { fl.Lock(); fl.Unlock() }); n != 0 {
@@ -91,19 +80,7 @@ func TestRegistrySize(t *testing.T) {
 // RLockContext+RUnlock with a cancellable context, and a reader joining
 // readers that already hold the lock.
 func TestRLockRUnlockAllocs(t *testing.T) {
-	if raceEnabled {
-		t.Skip("the race detector changes allocation counts")
-	}
-	m, err := filelock.Create(t.TempDir()+"/locks", filelock.DefaultNumLocks)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer m.Close()
-	l, err := m.AllocateLock()
-	if err != nil {
-		t.Fatal(err)
-	}
-	fl := l.(*filelock.Locker)
+	fl := allocsLocker(t)
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	for _, c := range []struct {
@@ -134,4 +111,24 @@ func TestRLockRUnlockAllocs(t *testing.T) {
 			t.Errorf("%s: %v allocs per run, want 0", c.name, n)
 		}
 	}
+}
+
+// allocsLocker returns an allocated lock of a new directory, for counting
+// allocations; it skips the test under the race detector, which changes
+// the counts.
+func allocsLocker(t *testing.T) *filelock.Locker {
+	t.Helper()
+	if raceEnabled {
+		t.Skip("the race detector changes allocation counts")
+	}
+	m, err := filelock.Create(t.TempDir()+"/locks", filelock.DefaultNumLocks)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { m.Close() })
+	fl, err := m.Allocate()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return fl
 }
