@@ -5,7 +5,6 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
-	"hash/crc32"
 	"math/bits"
 
 	"github.com/lockdir/lockdir/lock"
@@ -73,7 +72,6 @@ const (
 var (
 	registryMagic = [8]byte{'L', 'O', 'C', 'K', 'D', 'I', 'R', 0}
 	journalMagic  = [4]byte{'J', 'R', 'N', 'L'}
-	castagnoli    = crc32.MakeTable(crc32.Castagnoli)
 )
 
 // MaxLocks is the largest capacity a lock directory may have. It keeps the
@@ -120,7 +118,7 @@ func newRegistry(capacity uint32, allocated []uint32) []byte {
 	le.PutUint32(h[hdrCapacity:], capacity)
 	le.PutUint32(h[hdrPages:], n)
 	// h[hdrFlags:] holds flags, none defined yet.
-	le.PutUint32(h[hdrCRC:], crc32.Checksum(h[:hdrCRC], castagnoli))
+	le.PutUint32(h[hdrCRC:], crc32c(h[:hdrCRC]))
 	for _, id := range allocated {
 		p := b[pageOffset(id/bitsPerPage):]
 		setBit(p, id%bitsPerPage)
@@ -150,7 +148,7 @@ func popcount(page []byte) uint32 {
 	return uint32(c)
 }
 
-func sealPage(p []byte) { le.PutUint32(p[pgCRC:], crc32.Checksum(p[pgIndex:pageSize], castagnoli)) }
+func sealPage(p []byte) { le.PutUint32(p[pgCRC:], crc32c(p[pgIndex:pageSize])) }
 
 // pageSeq returns a page image's sequence number.
 func pageSeq(p []byte) uint64 { return le.Uint64(p[pgSeq:]) }
@@ -185,7 +183,7 @@ func parseRegistry(data []byte) (*view, error) {
 	if !bytes.Equal(h[hdrMagic:hdrVersion], registryMagic[:]) {
 		return nil, corruptf("bad magic %q", h[hdrMagic:hdrVersion])
 	}
-	if got, want := le.Uint32(h[hdrCRC:]), crc32.Checksum(h[:hdrCRC], castagnoli); got != want {
+	if got, want := le.Uint32(h[hdrCRC:]), crc32c(h[:hdrCRC]); got != want {
 		return nil, corruptf("header checksum %#08x, want %#08x", got, want)
 	}
 	if v := le.Uint32(h[hdrVersion:]); v != formatVersion {
@@ -219,7 +217,7 @@ func (v *view) readJournal() {
 	if !bytes.Equal(j[jrMagic:jrIndex], journalMagic[:]) {
 		return
 	}
-	crc := crc32.Update(crc32.Checksum(j[:jrCRC], castagnoli), castagnoli, j[journalLen:])
+	crc := crc32cUpdate(crc32c(j[:jrCRC]), j[journalLen:])
 	if le.Uint32(j[jrCRC:]) != crc {
 		return
 	}
@@ -242,7 +240,7 @@ func (v *view) readJournal() {
 }
 
 func pageCRCValid(p []byte) bool {
-	return le.Uint32(p[pgCRC:]) == crc32.Checksum(p[pgIndex:pageSize], castagnoli)
+	return le.Uint32(p[pgCRC:]) == crc32c(p[pgIndex:pageSize])
 }
 
 func allZero(b []byte) bool {
@@ -292,7 +290,7 @@ func (v *view) page(i uint32) ([]byte, error) {
 // checkPage verifies a bitmap page image: its checksum, its index, its
 // count, and that no bit past the capacity is set.
 func checkPage(p []byte, i uint32, capacity uint32) error {
-	if got, want := le.Uint32(p[pgCRC:]), crc32.Checksum(p[pgIndex:], castagnoli); got != want {
+	if got, want := le.Uint32(p[pgCRC:]), crc32c(p[pgIndex:]); got != want {
 		return corruptf("bitmap page %d: checksum %#08x, want %#08x", i, got, want)
 	}
 	if idx := le.Uint32(p[pgIndex:]); idx != i {
@@ -469,6 +467,6 @@ func fillJournalRecord(r []byte, i uint32, p []byte) []byte {
 	le.PutUint32(r[jrIndex:], i)
 	le.PutUint64(r[jrSeq:], pageSeq(p))
 	copy(r[journalLen:], p)
-	le.PutUint32(r[jrCRC:], crc32.Update(crc32.Checksum(r[:jrCRC], castagnoli), castagnoli, r[journalLen:]))
+	le.PutUint32(r[jrCRC:], crc32cUpdate(crc32c(r[:jrCRC]), r[journalLen:]))
 	return r
 }

@@ -6,7 +6,6 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
-	"hash/crc32"
 	"io/fs"
 	"math/rand/v2"
 	"os"
@@ -282,7 +281,7 @@ func writeRegistry(t *testing.T, dir string, b []byte) {
 }
 
 func resealHeader(b []byte) {
-	le.PutUint32(b[28:], crc32.Checksum(b[:28], castagnoli))
+	le.PutUint32(b[28:], crc32c(b[:28]))
 }
 
 // checkCorrupt opens dir and checks that it fails with lock.ErrCorrupt
