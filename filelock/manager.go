@@ -59,9 +59,10 @@ func (m *Manager) change(alloc bool, pick func(v *view) (uint32, error)) (uint32
 		if err != nil {
 			return wrapPath(err, m.reg.path)
 		}
-		old := m.reg.oldPage[:]
+		buf := m.reg.buffers()
+		old := buf.oldPage[:]
 		copy(old, cur)
-		p, err := v.updatePage(m.reg.newPage[:], id, alloc, v.maxSeq()+1)
+		p, err := v.updatePage(buf.newPage[:], id, alloc, v.maxSeq()+1)
 		switch {
 		case errors.Is(err, errAlreadySet):
 			return fmt.Errorf("lock %d in %s: %w", id, m.dir, lock.ErrAllocated)

@@ -32,9 +32,26 @@ type registryFile struct {
 	data []byte
 	id   fileInfo // dev, ino and size of the mapped file
 
-	// Scratch pages for commit, reused to spare the garbage collector.
+	// scratch is allocated on the first update, and reused after it to
+	// spare the garbage collector. Not inline: a process that only opens
+	// the directory ('lockdir lock') would zero its 12 KiB, and Open's
+	// composite literal would grow the goroutine's stack past 8 KiB to
+	// copy them (issue 12).
+	scratch *regScratch
+}
+
+// regScratch holds the pages an update is built in.
+type regScratch struct {
 	oldPage, newPage [pageSize]byte
 	record           [journalLen + pageSize]byte
+}
+
+// buffers returns the scratch pages, allocating them on first use.
+func (r *registryFile) buffers() *regScratch {
+	if r.scratch == nil {
+		r.scratch = new(regScratch)
+	}
+	return r.scratch
 }
 
 // open opens and maps the registry in dirfd, whose identity per stat is fi.
@@ -173,11 +190,11 @@ func (r *registryFile) commit(i uint32, old, p []byte) error {
 		sealPage(b)
 		return b
 	}
-	if err := r.writeAt(fillJournalRecord(r.record[:], i, p), journalOff); err != nil {
+	if err := r.writeAt(fillJournalRecord(r.buffers().record[:], i, p), journalOff); err != nil {
 		// The page is untouched and valid. The journal may hold p, whole
 		// (if only the sync failed) or torn; supersede it with the old
 		// image.
-		if rerr := r.writeAt(fillJournalRecord(r.record[:], i, back()), journalOff); rerr != nil {
+		if rerr := r.writeAt(fillJournalRecord(r.buffers().record[:], i, back()), journalOff); rerr != nil {
 			return fmt.Errorf("update %s, and roll back failed too (%v), so the change may have been applied: %w", r.path, rerr, err)
 		}
 		// The journal now holds the old page; writing it in place is
