@@ -115,7 +115,7 @@ PREFIX    ?= /usr/local
 REVISION  := $(shell git rev-parse HEAD 2>/dev/null)$(shell git diff --quiet HEAD 2>/dev/null || echo +dirty)
 
 install:
-	$(GO) build -ldflags "-X main.buildRevision=$(REVISION)" -o bin/lockdir ./cmd/lockdir
+	$(GO) build -ldflags "-X github.com/lockdir/lockdir/internal/cli.buildRevision=$(REVISION)" -o bin/lockdir ./cmd/lockdir
 	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/share/man/man1 $(DESTDIR)$(PREFIX)/share/bash-completion/completions
 	install -m 0755 bin/lockdir $(DESTDIR)$(PREFIX)/bin/lockdir
 	install -m 0644 docs/lockdir.1 $(DESTDIR)$(PREFIX)/share/man/man1/lockdir.1

@@ -1,7 +1,11 @@
 package main
 
-import "os"
+import (
+	"os"
+
+	"github.com/lockdir/lockdir/internal/cli"
+)
 
 func main() {
-	os.Exit(run(os.Args[1:]))
+	os.Exit(cli.Run(os.Args[1:]))
 }

@@ -1,8 +1,0 @@
-//go:build !unix
-
-package main
-
-import "io/fs"
-
-// fileOwner reports that owners are unknown outside Unix.
-func fileOwner(fi fs.FileInfo) (int, bool) { return 0, false }

@@ -1,0 +1,286 @@
+//go:build linux || darwin || freebsd || netbsd || openbsd || dragonfly
+
+package cli
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"os/signal"
+	"syscall"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/lockdir/lockdir/filelock"
+	"github.com/lockdir/lockdir/lock"
+)
+
+// lockSignals are the signals lock handles. While it waits for the lock,
+// each ends the wait (exit 128+N); once the command runs, each is passed on
+// to the command's process group. SIGTSTP is among them so that 'kill
+// -TSTP' on lockdir stops the command, and lockdir with it (see runChild).
+var lockSignals = []os.Signal{
+	syscall.SIGHUP, syscall.SIGINT, syscall.SIGQUIT, syscall.SIGTERM,
+	syscall.SIGUSR1, syscall.SIGUSR2, syscall.SIGTSTP,
+}
+
+// caught returns the signals of sigs that lockdir was not started with
+// ignored. A signal ignored at start stays ignored, for lockdir and so for
+// its command, as under flock(1): nohup ignores SIGHUP, and a shell ignores
+// SIGINT and SIGQUIT for a job started with & in a script, so that neither
+// a hang-up nor a Ctrl-C ends the job. Notify would catch such a signal
+// again, and lockdir would pass it on to a command that had not asked for
+// it.
+func caught(sigs []os.Signal) []os.Signal {
+	var c []os.Signal
+	for _, s := range sigs {
+		if !signal.Ignored(s) {
+			c = append(c, s)
+		}
+	}
+	return c
+}
+
+// runLock takes lock id as o says and runs argv while holding it.
+func runLock(g *globals, o *lockOptions, id uint32, argv []string) error {
+	// From here on lockdir's own signals are handled, not fatal: a signal
+	// while waiting ends the wait with a status, and later ones go to the
+	// command.
+	sigs := make(chan os.Signal, 16)
+	signal.Notify(sigs, caught(lockSignals)...)
+
+	// Resolve the command first: failing after taking the lock would make
+	// others wait for nothing.
+	path, err := exec.LookPath(argv[0])
+	if err != nil {
+		return errorf(exitCannotRun, "", "lock: cannot run %s: %v", argv[0], lookPathReason(err))
+	}
+	fd, err := openLockFD(g, id)
+	if err != nil {
+		return err
+	}
+	if err := takeLock(g, o, id, fd, sigs); err != nil {
+		return err
+	}
+	if o.verbose {
+		fmt.Fprintf(stderr, "lockdir: executing %s\n", argv[0])
+	}
+	if err := pendingSignals(sigs); err != nil {
+		return err
+	}
+	if o.noFork {
+		return execLocked(fd, path, argv)
+	}
+	return runChild(path, argv, sigs)
+}
+
+// takeLock waits for lock id on fd, shared or not and for as long as o
+// says. When the lock stays busy, or a signal ends the wait, it returns
+// the status to exit with, saying why with --verbose.
+func takeLock(g *globals, o *lockOptions, id uint32, fd int, sigs <-chan os.Signal) error {
+	how := unix.LOCK_EX
+	if o.shared {
+		how = unix.LOCK_SH
+	}
+	start := time.Now()
+	err := waitLock(fd, how, o.timeout(), sigs)
+	var busy busyError
+	var se signalError
+	switch {
+	case err == nil:
+		if o.verbose {
+			fmt.Fprintf(stderr, "lockdir: getting lock %d took %.6f seconds\n", id, time.Since(start).Seconds())
+		}
+		return nil
+	case errors.As(err, &busy):
+		if o.verbose {
+			fmt.Fprintf(stderr, "lockdir: %v\n", busy.describe(g, id))
+		}
+		return exitStatus(o.conflict)
+	case errors.As(err, &se):
+		if o.verbose {
+			fmt.Fprintf(stderr, "lockdir: %v while waiting for lock %d; gave up\n", se, id)
+		}
+		return signalStatus(se.sig)
+	}
+	return fmt.Errorf("lock: waiting for lock %d: %w", id, err)
+}
+
+// pendingSignals handles the signals that came in while the lock was
+// being taken: each still means "do not start", and so ends lockdir with
+// its status, except SIGTSTP, which means "stop first".
+func pendingSignals(sigs <-chan os.Signal) error {
+	for {
+		select {
+		case s := <-sigs:
+			if s == syscall.SIGTSTP {
+				stopSelf()
+				continue
+			}
+			return signalStatus(s)
+		default:
+			return nil
+		}
+	}
+}
+
+// lookPathReason is the part of exec.LookPath's error worth printing.
+func lookPathReason(err error) error {
+	var ee *exec.Error
+	if errors.As(err, &ee) {
+		return ee.Err
+	}
+	return err
+}
+
+// openLockFD opens lock id's file on a descriptor of lockdir's own, for
+// flock(2). The Manager creates the directory if needed, checks the ID
+// against its capacity, creates the file with the directory's mode and
+// opens it (Manager.OpenLockFile: on a descriptor checked to be a regular
+// file, never by the path again, where a group member could have swapped
+// in a FIFO); nothing else of it is used, so that an uncontended 'lockdir
+// lock' costs one Open and no registry scan.
+func openLockFD(g *globals, id uint32) (int, error) {
+	m, err := g.openManager(true)
+	if err != nil {
+		return -1, err
+	}
+	defer m.Close()
+	f, err := m.OpenLockFile(id)
+	if errors.Is(err, lock.ErrInvalidID) {
+		if _, cerr := checkIDs(m, []uint32{id}); cerr != nil {
+			return -1, cerr
+		}
+	}
+	if err != nil {
+		return -1, err
+	}
+	defer f.Close()
+	// A descriptor of lockdir's own, past f's life, on the same open file
+	// description: the one that was checked to be a regular file.
+	fd, err := unix.FcntlInt(f.Fd(), unix.F_DUPFD_CLOEXEC, 0)
+	if err != nil {
+		return -1, &os.PathError{Op: "dup", Path: f.Name(), Err: err}
+	}
+	return fd, nil
+}
+
+// busyError is waitLock's answer when the lock stays busy.
+type busyError struct {
+	timeout time.Duration // 0 for -n
+}
+
+func (e busyError) Error() string { return "lock is busy" }
+
+// describe says who holds lock id, for --verbose: the directory is
+// scanned only on this slow path.
+func (e busyError) describe(g *globals, id uint32) string {
+	holders := " by another process"
+	if m, err := g.openManager(false); err == nil {
+		holders = describeHolders(m, id)
+		m.Close()
+	}
+	if e.timeout > 0 {
+		return fmt.Sprintf("timed out after %v waiting for lock %d, held%s", e.timeout, id, holders)
+	}
+	return fmt.Sprintf("lock %d is held%s", id, holders)
+}
+
+type signalError struct{ sig syscall.Signal }
+
+func (e signalError) Error() string { return e.sig.String() + " received" }
+
+// waitLock takes flock(2) lock how on fd. A negative timeout waits for
+// ever, zero not at all. The wait happens inside the kernel: a goroutine
+// blocks in flock(2), so that waiting costs no CPU and the waiter shows in
+// /proc/locks and lslocks. On a timeout or a signal waitLock returns with
+// that goroutine still blocked; lockdir then exits, and the kernel drops
+// the waiter with the process. So waitLock must only be used by a process
+// that exits when it fails.
+func waitLock(fd, how int, timeout time.Duration, sigs <-chan os.Signal) error {
+	err := flockRetry(fd, how|unix.LOCK_NB)
+	if err != unix.EWOULDBLOCK {
+		return err
+	}
+	if timeout == 0 {
+		return busyError{}
+	}
+	got := make(chan error, 1)
+	go func() { got <- flockRetry(fd, how) }()
+	var expired <-chan time.Time
+	if timeout > 0 {
+		t := time.NewTimer(timeout)
+		defer t.Stop()
+		expired = t.C
+	}
+	for {
+		select {
+		case err := <-got:
+			return err
+		case <-expired:
+			return busyError{timeout: timeout}
+		case s := <-sigs:
+			if s == syscall.SIGTSTP {
+				// Nothing to pass it on to yet: stop as if it were not handled.
+				stopSelf()
+				continue
+			}
+			return signalError{s.(syscall.Signal)}
+		}
+	}
+}
+
+// flockRetry is flock(2), retried when a signal interrupts it.
+func flockRetry(fd, how int) error {
+	for {
+		err := unix.Flock(fd, how)
+		if err != unix.EINTR {
+			return err
+		}
+	}
+}
+
+// execLocked replaces lockdir with the command (-F, flock(1)'s --no-fork):
+// the lock's descriptor stays open across the exec, so the command holds
+// the lock, and its children too, like flock(1) without -o.
+func execLocked(fd int, path string, argv []string) error {
+	if _, err := unix.FcntlInt(uintptr(fd), unix.F_SETFD, 0); err != nil {
+		return fmt.Errorf("lock: keeping the lock across exec: %w", err)
+	}
+	signal.Reset()
+	err := syscall.Exec(path, argv, os.Environ())
+	if err == syscall.ENOEXEC {
+		err = syscall.Exec(shellPath, shellArgv(path, argv), os.Environ())
+	}
+	return errorf(exitCannotRun, "", "lock: cannot run %s: %v", argv[0], err)
+}
+
+// describeHolders names the processes that hold lock id, for messages:
+// " by PID 123 (sleep)", or " by another process" if unknown.
+func describeHolders(m *filelock.Manager, id uint32) string {
+	holders, err := m.Holders()
+	if err != nil {
+		return " by another process"
+	}
+	s := ""
+	for _, h := range holders {
+		if h.ID != id || h.PID <= 0 {
+			continue
+		}
+		if s == "" {
+			s = " by PID "
+		} else {
+			s += ", "
+		}
+		s += fmt.Sprintf("%d", h.PID)
+		if c := procComm(h.PID); c != "" {
+			s += " (" + c + ")"
+		}
+	}
+	if s == "" {
+		return " by another process"
+	}
+	return s
+}

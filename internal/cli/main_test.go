@@ -1,0 +1,76 @@
+package cli
+
+import (
+	"errors"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"testing"
+
+	"github.com/rogpeppe/go-internal/testscript"
+)
+
+// TestMain makes the test binary double as the lockdir command, so that
+// scripts in testdata run real lockdir processes.
+func TestMain(m *testing.M) {
+	testscript.Main(m, scriptCommands)
+}
+
+// scriptCommands are the programs the test binary doubles as; sigcount and
+// the others are added by their files' init functions.
+var scriptCommands = map[string]func(){"lockdir": main}
+
+// main is cmd/lockdir's main, which this package cannot import.
+func main() {
+	os.Exit(Run(os.Args[1:]))
+}
+
+// TestScripts runs testdata/*.txtar. Each script gets its own lock
+// directory, $WORK/ld, in $LOCKDIR_DIR. [exec:flock] guards the scripts that
+// need util-linux flock(1).
+func TestScripts(t *testing.T) {
+	t.Parallel()
+	testscript.Run(t, testscript.Params{
+		Dir:                 "testdata",
+		RequireExplicitExec: true,
+		Setup: func(e *testscript.Env) error {
+			e.Setenv("LOCKDIR_DIR", filepath.Join(e.WorkDir, "ld"))
+			// tty.txtar's tmux servers outlive a failed script; end them.
+			e.Defer(func() {
+				socks, _ := filepath.Glob(filepath.Join(e.WorkDir, "tmux*.sock"))
+				for _, s := range socks {
+					exec.Command("tmux", "-S", s, "kill-server").Run()
+				}
+			})
+			return nil
+		},
+		Cmds: map[string]func(ts *testscript.TestScript, neg bool, args []string){
+			"exitcode": cmdExitCode,
+		},
+	})
+}
+
+// cmdExitCode implements "exitcode N program [args...]": it runs the
+// program like exec and checks that it exits with status N. The program's
+// stdout and stderr are then checked with stdout and stderr as usual.
+func cmdExitCode(ts *testscript.TestScript, neg bool, args []string) {
+	if neg || len(args) < 2 {
+		ts.Fatalf("usage: exitcode N program [args...]")
+	}
+	want, err := strconv.Atoi(args[0])
+	if err != nil {
+		ts.Fatalf("exitcode: %v", err)
+	}
+	got := 0
+	if err := ts.Exec(args[1], args[2:]...); err != nil {
+		var ee *exec.ExitError
+		if !errors.As(err, &ee) {
+			ts.Fatalf("exitcode: %v", err)
+		}
+		got = ee.ExitCode()
+	}
+	if got != want {
+		ts.Fatalf("%s exited with status %d, want %d", args[1], got, want)
+	}
+}
