@@ -307,6 +307,16 @@ func (m *Manager) OpenLockFile(id uint32) (*os.File, error) {
 	if err != nil {
 		return nil, err
 	}
+	// Checked to be a regular file, it is made a blocking descriptor
+	// again, as os.OpenFile gives: os.NewFile would otherwise try to add
+	// it to the Go runtime's poller, which sets the poller up (an epoll
+	// descriptor, an eventfd) in a short-lived process that never needs
+	// it (issue 12), and a command that inherits it (lockdir lock -F)
+	// gets an ordinary descriptor.
+	if err := setBlocking(fd); err != nil {
+		closeFD(fd)
+		return nil, &fs.PathError{Op: "fcntl", Path: m.LockPath(id), Err: err}
+	}
 	return os.NewFile(uintptr(fd), m.LockPath(id)), nil
 }
 

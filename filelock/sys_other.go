@@ -31,6 +31,7 @@ func isTooManyFiles(err error) bool                    { return false }
 func isSymlinkErr(err error) bool                      { return false }
 func isNotDirErr(err error) bool                       { return false }
 func fstat(fd int) (fileInfo, error)                   { return fileInfo{}, errors.ErrUnsupported }
+func setBlocking(fd int) error                         { return errors.ErrUnsupported }
 func lstatAt(dirfd int, name string) (fileInfo, error) { return fileInfo{}, errors.ErrUnsupported }
 func openAt(dirfd int, name string, flags int, perm uint32) (int, error) {
 	return -1, errors.ErrUnsupported

@@ -72,6 +72,17 @@ func toFileInfo(st *unix.Stat_t) fileInfo {
 	}
 }
 
+// setBlocking clears O_NONBLOCK on fd, which openAt sets so that opening
+// a planted FIFO cannot hang.
+func setBlocking(fd int) error {
+	flags, err := unix.FcntlInt(uintptr(fd), unix.F_GETFL, 0)
+	if err != nil {
+		return err
+	}
+	_, err = unix.FcntlInt(uintptr(fd), unix.F_SETFL, flags&^unix.O_NONBLOCK)
+	return err
+}
+
 func fstat(fd int) (fileInfo, error) {
 	var st unix.Stat_t
 	if err := unix.Fstat(fd, &st); err != nil {
