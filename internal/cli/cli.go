@@ -98,6 +98,7 @@ func printMainUsage(w io.Writer) {
 // Run runs the lockdir command line args (without the program name) and
 // returns the exit code.
 func Run(args []string) int {
+	growStack(0)
 	err := runArgs(args)
 	return report(err)
 }
