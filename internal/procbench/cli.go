@@ -23,6 +23,7 @@ type cliConfig struct {
 const (
 	minexecPkg      = "github.com/lockdir/lockdir/internal/procbench/minexec"
 	minexecAferoPkg = "github.com/lockdir/lockdir/internal/procbench/minexecafero"
+	minexecSigPkg   = "github.com/lockdir/lockdir/internal/procbench/minexecsig"
 	lockdirPkg      = "github.com/lockdir/lockdir/cmd/lockdir"
 )
 
@@ -73,7 +74,7 @@ func runCLI(w io.Writer, c cliConfig) error {
 
 // cliBinaries are the programs the CLI benchmark runs.
 type cliBinaries struct {
-	lockdir, minexec, minexecAfero string
+	lockdir, minexec, minexecAfero, minexecSig string
 }
 
 // buildAll builds the minimal Go programs into bin, and lockdir unless
@@ -83,8 +84,9 @@ func (c *cliConfig) buildAll(bin string) (cliBinaries, error) {
 		lockdir:      c.lockdir,
 		minexec:      filepath.Join(bin, "minexec"),
 		minexecAfero: filepath.Join(bin, "minexecafero"),
+		minexecSig:   filepath.Join(bin, "minexecsig"),
 	}
-	pkgs := []string{minexecPkg, minexecAferoPkg}
+	pkgs := []string{minexecPkg, minexecAferoPkg, minexecSigPkg}
 	if b.lockdir == "" {
 		pkgs = append(pkgs, lockdirPkg)
 		b.lockdir = filepath.Join(bin, "lockdir")
@@ -131,11 +133,14 @@ func cliGroup(w io.Writer, bins cliBinaries, env []string, lockFile string) grou
 	g.variants = append(g.variants,
 		variant{name: "go-floor", command: run(bins.minexec, "true")},
 		variant{name: "go-afero", command: run(bins.minexecAfero, "true")},
+		variant{name: "go-signals", command: run(bins.minexecSig, "true")},
 		variant{name: "lockdir", command: run(bins.lockdir, "lock", "7", "--", "true")},
 	)
 	g.ratios = []ratio{
 		{num: "lockdir", den: "go-floor"},
 		{num: "go-afero", den: "go-floor"},
+		{num: "go-signals", den: "go-floor"},
+		{num: "lockdir", den: "go-signals"},
 	}
 	if flock != "" {
 		g.ratios = append(g.ratios,
@@ -152,6 +157,7 @@ func printSizes(w io.Writer, bins cliBinaries) error {
 		{"lockdir", bins.lockdir},
 		{"go-floor (minexec)", bins.minexec},
 		{"go-afero (minexecafero)", bins.minexecAfero},
+		{"go-signals (minexecsig)", bins.minexecSig},
 	} {
 		fi, err := os.Stat(b.path)
 		if err != nil {
