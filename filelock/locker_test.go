@@ -15,7 +15,6 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
-	"syscall"
 	"testing"
 	"time"
 
@@ -109,7 +108,7 @@ func TestLockContext(t *testing.T) {
 				release = h.Unlock
 			case "another process":
 				c := holdInChild(t, m.Dir(), 5)
-				release = func() { c.stdin.Close(); c.wait(t) }
+				release = func() { c.Wait(childExit) }
 			}
 			l := mustRetrieve(t, m, 5)
 
@@ -391,7 +390,7 @@ func TestHolderKilled(t *testing.T) {
 	}()
 	time.Sleep(20 * time.Millisecond) // let Lock block in flock(2)
 	killed := time.Now()
-	if err := c.cmd.Process.Signal(syscall.SIGKILL); err != nil {
+	if err := c.Kill(); err != nil {
 		t.Fatal(err)
 	}
 	select {

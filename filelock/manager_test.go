@@ -427,7 +427,7 @@ func TestHolders(t *testing.T) {
 	}
 	// The child holds allocated 3 and 8, and unallocated 5.
 	c := holdInChild(t, m.Dir(), 3, 5, 8)
-	pid := c.cmd.Process.Pid
+	pid := c.Pid()
 	ids, err := m.LocksHeld()
 	if err != nil {
 		t.Fatal(err)
@@ -464,8 +464,7 @@ func TestHolders(t *testing.T) {
 		t.Errorf("LocksHeld = %v, %v; want [1 3]", ids, err)
 	}
 	l.Unlock()
-	c.stdin.Close()
-	c.wait(t)
+	c.Wait(childExit)
 	if ids, err = m.LocksHeld(); err != nil || len(ids) != 0 {
 		t.Errorf("LocksHeld after the child exited = %v, %v; want none", ids, err)
 	}

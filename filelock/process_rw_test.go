@@ -7,7 +7,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"os"
 	"os/exec"
 	"strconv"
@@ -16,6 +15,7 @@ import (
 	"time"
 
 	"github.com/lockdir/lockdir/filelock"
+	"github.com/lockdir/lockdir/internal/childproc"
 )
 
 // childRW opens $DIR and obeys the commands on its standard input, one a
@@ -84,88 +84,13 @@ func childRW() error {
 	return in.Err()
 }
 
-// rwChild is a child in the role rw, with its output read line by line
-// into lines.
-type rwChild struct {
-	*child
-	lines chan string // closed at the end of its output
-}
-
 // startRW starts a child in the role rw on lock id of dir and waits for it
 // to be ready.
-func startRW(t *testing.T, dir string, id uint32) *rwChild {
+func startRW(t *testing.T, dir string, id uint32) *childproc.Child {
 	t.Helper()
-	c := &rwChild{
-		child: startChild(t, "rw", "DIR="+dir, "ID="+strconv.FormatUint(uint64(id), 10)),
-		lines: make(chan string, 16),
-	}
-	go func() {
-		defer close(c.lines)
-		for {
-			s, err := c.out.ReadString('\n')
-			if err != nil {
-				return
-			}
-			c.lines <- s[:len(s)-1]
-		}
-	}()
-	c.expect(t, "ready")
+	c := startChild(t, "rw", "DIR="+dir, "ID="+strconv.FormatUint(uint64(id), 10))
+	c.Expect("ready", patience)
 	return c
-}
-
-// send writes a command to the child.
-func (c *rwChild) send(t *testing.T, cmd string) {
-	t.Helper()
-	if _, err := io.WriteString(c.stdin, cmd+"\n"); err != nil {
-		t.Fatalf("writing to child %d: %v", c.cmd.Process.Pid, err)
-	}
-}
-
-// next returns the child's next line, stopping t if there is none within
-// patience.
-func (c *rwChild) next(t *testing.T) string {
-	t.Helper()
-	select {
-	case s, ok := <-c.lines:
-		if !ok {
-			<-c.done
-			t.Fatalf("child %d exited (%v); stderr:\n%s", c.cmd.Process.Pid, c.err, c.stderr)
-		}
-		return s
-	case <-time.After(patience):
-		t.Fatalf("child %d printed nothing within %v; stderr:\n%s", c.cmd.Process.Pid, patience, c.stderr)
-		return ""
-	}
-}
-
-// expect reads the child's next line and stops t unless it is want.
-func (c *rwChild) expect(t *testing.T, want string) {
-	t.Helper()
-	if got := c.next(t); got != want {
-		t.Fatalf("child %d printed %q, want %q; stderr:\n%s", c.cmd.Process.Pid, got, want, c.stderr)
-	}
-}
-
-// quiet reports whether the child prints nothing for blockWindow, and
-// fails t if it prints, which it should not because of why.
-func (c *rwChild) quiet(t *testing.T, why string) bool {
-	t.Helper()
-	select {
-	case s := <-c.lines:
-		t.Errorf("child %d printed %q, but %s", c.cmd.Process.Pid, s, why)
-		return false
-	case <-time.After(blockWindow):
-		return true
-	}
-}
-
-// finish ends the child's input and waits for it to exit successfully.
-func (c *rwChild) finish(t *testing.T) {
-	t.Helper()
-	c.stdin.Close()
-	for range c.lines {
-	}
-	c.wait(t)
 }
 
 // TestSharedAcrossProcesses checks that RLock holders in two processes
@@ -177,10 +102,10 @@ func TestSharedAcrossProcesses(t *testing.T) {
 	dir := m.Dir()
 	l := mustRetrieve(t, m, 5)
 	r1, r2, w := startRW(t, dir, 5), startRW(t, dir, 5), startRW(t, dir, 5)
-	r1.send(t, "sh")
-	r1.expect(t, "locked")
-	r2.send(t, "sh")
-	r2.expect(t, "locked") // stops the test if r2 is never let in
+	r1.Send("sh")
+	r1.Expect("locked", patience)
+	r2.Send("sh")
+	r2.Expect("locked", patience) // stops the test if r2 is never let in
 	if !l.TryRLock() {
 		t.Error("TryRLock failed while only readers in other processes hold the lock")
 	} else {
@@ -190,29 +115,29 @@ func TestSharedAcrossProcesses(t *testing.T) {
 		l.Unlock()
 		t.Error("TryLock succeeded while readers in other processes hold the lock")
 	}
-	w.send(t, "ex")
-	if w.quiet(t, "readers in two other processes hold the lock") {
-		r1.send(t, "run")
-		r1.expect(t, "unlocked")
-		w.quiet(t, "a reader in another process still holds the lock")
-		r2.send(t, "run")
-		r2.expect(t, "unlocked")
+	w.Send("ex")
+	if w.Quiet(blockWindow, "readers in two other processes hold the lock") {
+		r1.Send("run")
+		r1.Expect("unlocked", patience)
+		w.Quiet(blockWindow, "a reader in another process still holds the lock")
+		r2.Send("run")
+		r2.Expect("unlocked", patience)
 	}
-	w.expect(t, "locked")
-	r1.send(t, "sh")
-	if r1.quiet(t, "a writer in another process holds the lock") {
+	w.Expect("locked", patience)
+	r1.Send("sh")
+	if r1.Quiet(blockWindow, "a writer in another process holds the lock") {
 		if l.TryRLock() {
 			l.RUnlock()
 			t.Error("TryRLock succeeded while a writer in another process holds the lock")
 		}
-		w.send(t, "un")
-		w.expect(t, "unlocked")
+		w.Send("un")
+		w.Expect("unlocked", patience)
 	}
-	r1.expect(t, "locked")
-	r1.send(t, "run")
-	r1.expect(t, "unlocked")
-	for _, c := range []*rwChild{r1, r2, w} {
-		c.finish(t)
+	r1.Expect("locked", patience)
+	r1.Send("run")
+	r1.Expect("unlocked", patience)
+	for _, c := range []*childproc.Child{r1, r2, w} {
+		c.Wait(childExit)
 	}
 	if heldElsewhere(t, dir, 5) {
 		t.Error("lock held after every child exited")

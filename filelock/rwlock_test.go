@@ -622,8 +622,7 @@ func TestCloseDuringKernelWait(t *testing.T) {
 			if n := fdsUnder(t, dir); n != 1 {
 				t.Errorf("%d descriptors open under the directory while the kernel waiter waits, want 1", n)
 			}
-			holder.stdin.Close()
-			holder.wait(t)
+			holder.Wait(childExit)
 			if err := queued.wait(t, "the holder unlocked"); !errors.Is(err, lock.ErrClosed) {
 				t.Errorf("LockContext queued when the Manager was closed: %v, want lock.ErrClosed", err)
 			}

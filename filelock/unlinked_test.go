@@ -49,7 +49,7 @@ func TestUnlinkedInUse(t *testing.T) {
 	if out, err := exec.Command("rm", m.LockPath(3)).CombinedOutput(); err != nil {
 		t.Fatalf("rm: %v: %s", err, out)
 	}
-	want := []filelock.Unlinked{{Path: realPath(t, m.LockPath(3)), PID: holder.cmd.Process.Pid, Exclusive: true}}
+	want := []filelock.Unlinked{{Path: realPath(t, m.LockPath(3)), PID: holder.Pid(), Exclusive: true}}
 	if us := unlinked(t, m); !slices.Equal(us, want) {
 		t.Errorf("lock file 3 deleted while held: Unlinked = %+v, want %+v", us, want)
 	}
@@ -131,10 +131,10 @@ func TestWaiters(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(hs) != 1 || hs[0].PID != holder.cmd.Process.Pid {
-		t.Errorf("Holders = %+v, want only the child %d", hs, holder.cmd.Process.Pid)
+	if len(hs) != 1 || hs[0].PID != holder.Pid() {
+		t.Errorf("Holders = %+v, want only the child %d", hs, holder.Pid())
 	}
-	holder.stdin.Close()
+	holder.CloseStdin()
 	select {
 	case err := <-done:
 		if err != nil {
