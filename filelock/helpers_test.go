@@ -3,6 +3,7 @@
 package filelock_test
 
 import (
+	"bufio"
 	"fmt"
 	"io"
 	"os"
@@ -146,6 +147,71 @@ func childModes() error {
 	return m.Close()
 }
 
+// childRW opens $DIR and obeys the commands on its standard input, one a
+// line, for lock $ID, answering each on standard output once done:
+//
+//	ex, sh     Lock, RLock                     -> "locked"
+//	un, run    Unlock, RUnlock                 -> "unlocked"
+//	rawex      flock(LOCK_EX) on a descriptor of its own for LockPath
+//	           (a process that is not lockdir) -> "locked"
+//	rawun      flock(LOCK_UN) on it            -> the wall-clock time in
+//	           nanoseconds read just before the call
+//
+// It prints "ready" first and exits at the end of its input.
+func childRW() error {
+	m, err := filelock.Open(os.Getenv("DIR"))
+	if err != nil {
+		return err
+	}
+	defer m.Close()
+	id, err := envUint32("ID")
+	if err != nil {
+		return err
+	}
+	l, err := m.Retrieve(id)
+	if err != nil {
+		return err
+	}
+	raw := -1
+	fmt.Println("ready")
+	in := bufio.NewScanner(os.Stdin)
+	for in.Scan() {
+		switch cmd := in.Text(); cmd {
+		case "ex":
+			l.Lock()
+			fmt.Println("locked")
+		case "sh":
+			l.RLock()
+			fmt.Println("locked")
+		case "un":
+			l.Unlock()
+			fmt.Println("unlocked")
+		case "run":
+			l.RUnlock()
+			fmt.Println("unlocked")
+		case "rawex":
+			if raw < 0 {
+				if raw, err = syscall.Open(m.LockPath(id), syscall.O_RDONLY|syscall.O_CLOEXEC, 0); err != nil {
+					return err
+				}
+			}
+			if err := syscall.Flock(raw, syscall.LOCK_EX); err != nil {
+				return err
+			}
+			fmt.Println("locked")
+		case "rawun":
+			t0 := time.Now().UnixNano()
+			if err := syscall.Flock(raw, syscall.LOCK_UN); err != nil {
+				return err
+			}
+			fmt.Println(t0)
+		default:
+			return fmt.Errorf("unknown command %q", cmd)
+		}
+	}
+	return in.Err()
+}
+
 // Time given to a child to print its next line and to exit: more than
 // the in-process patience, since a child must first start.
 const (
@@ -171,6 +237,15 @@ func holdInChild(t *testing.T, dir string, ids ...uint32) *childproc.Child {
 	}
 	c := startChild(t, "hold", "DIR="+dir, "IDS="+strings.Join(s, ","))
 	c.Expect("locked", childLine)
+	return c
+}
+
+// startRW starts a child in the role rw on lock id of dir and waits for it
+// to be ready.
+func startRW(t *testing.T, dir string, id uint32) *childproc.Child {
+	t.Helper()
+	c := startChild(t, "rw", "DIR="+dir, "ID="+strconv.FormatUint(uint64(id), 10))
+	c.Expect("ready", patience)
 	return c
 }
 

@@ -6,7 +6,6 @@ import (
 	"context"
 	"errors"
 	"os"
-	"os/exec"
 	"strconv"
 	"sync"
 	"testing"
@@ -49,10 +48,7 @@ func procLockWaiters(t *testing.T, pid int, ino uint64) int {
 // is gone once the holder lets go.
 func TestKernelWaiterInProcLocks(t *testing.T) {
 	t.Parallel()
-	flockCmd, err := exec.LookPath("flock")
-	if err != nil {
-		t.Skip("no flock(1)")
-	}
+	flockCmd := lookFlock(t)
 	for _, write := range []bool{true, false} {
 		name := "RLockContext"
 		if write {

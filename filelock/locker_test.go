@@ -7,7 +7,6 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"runtime"
 	"runtime/pprof"
@@ -309,44 +308,6 @@ func TestLockFile(t *testing.T) {
 	}
 }
 
-// TestCloseWhileWaiting checks that a LockContext waiting when its Manager
-// is closed, and giving up afterwards, leaves no descriptor open.
-func TestCloseWhileWaiting(t *testing.T) {
-	dir := filepath.Join(t.TempDir(), "ld")
-	m1, err := filelock.OpenOrCreate(dir, 10)
-	if err != nil {
-		t.Fatal(err)
-	}
-	m2, err := filelock.Open(dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	holder := mustRetrieve(t, m2, 1)
-	holder.Lock()
-	waiter := mustRetrieve(t, m1, 1)
-	ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
-	defer cancel()
-	errc := make(chan error, 1)
-	go func() { errc <- waiter.LockContext(ctx) }()
-	time.Sleep(50 * time.Millisecond) // let it start waiting
-	if err := m1.Close(); err != nil {
-		t.Fatal(err)
-	}
-	if err := <-errc; err == nil {
-		t.Error("LockContext on a held lock succeeded")
-	}
-	holder.Unlock()
-	if err := m2.Close(); err != nil {
-		t.Fatal(err)
-	}
-	// The kernel waiter that LockContext left behind takes the lock when
-	// the holder lets go, releases it and closes the descriptor: soon,
-	// but in its own goroutine.
-	if n := fdsUnderSettled(t, dir); n != 0 {
-		t.Errorf("%d descriptors under %s still open after both Managers closed", n, dir)
-	}
-}
-
 // TestFailedLockerIsNilInterface checks that the lock.Manager methods return
 // a nil lock.Locker with their error, not a nil *Locker inside one, which
 // would compare unequal to nil.
@@ -465,50 +426,4 @@ func osThreads(t *testing.T) int {
 		}
 	}
 	return 0
-}
-
-// TestFlockInterop checks that flock(1) on LockPath and Lock exclude each
-// other.
-func TestFlockInterop(t *testing.T) {
-	t.Parallel()
-	flockCmd, err := exec.LookPath("flock")
-	if err != nil {
-		t.Skip("no flock(1)")
-	}
-	m := create(t, 10)
-	l := mustRetrieve(t, m, 2)
-	l.Lock()
-	err = exec.Command(flockCmd, "-n", m.LockPath(2), "true").Run()
-	var ee *exec.ExitError
-	if !errors.As(err, &ee) || ee.ExitCode() != 1 {
-		t.Errorf("flock -n while Lock holds it: %v, want exit status 1", err)
-	}
-	l.Unlock()
-	if err := exec.Command(flockCmd, "-n", m.LockPath(2), "true").Run(); err != nil {
-		t.Errorf("flock -n after Unlock: %v", err)
-	}
-	// flock(1) holds it; TryLock fails until it lets go.
-	cmd := exec.Command(flockCmd, "-n", m.LockPath(2), "sh", "-c", "echo held; cat >/dev/null")
-	stdin, _ := cmd.StdinPipe()
-	stdout, _ := cmd.StdoutPipe()
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	buf := make([]byte, 5)
-	if _, err := stdout.Read(buf); err != nil || string(buf) != "held\n" {
-		t.Fatalf("flock(1) child: %q, %v", buf, err)
-	}
-	if l.TryLock() {
-		l.Unlock()
-		t.Error("TryLock succeeded while flock(1) holds the lock")
-	}
-	stdin.Close()
-	if err := cmd.Wait(); err != nil {
-		t.Fatal(err)
-	}
-	if !l.TryLock() {
-		t.Error("TryLock failed after flock(1) exited")
-	} else {
-		l.Unlock()
-	}
 }

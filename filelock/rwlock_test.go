@@ -12,7 +12,7 @@ import (
 	"time"
 
 	"github.com/lockdir/lockdir/filelock"
-	"github.com/lockdir/lockdir/lock"
+	"github.com/lockdir/lockdir/internal/childproc"
 )
 
 // Timing of the in-process checks: a call that must block is watched for
@@ -582,60 +582,6 @@ func checkMisuse(t *testing.T, e rwEnv) {
 	}
 }
 
-// TestCloseDuringKernelWait closes a Manager while LockContext waits in
-// the kernel: the waiter gives up when cancelled, callers after Close get
-// lock.ErrClosed, and once the holder lets go the kernel waiter releases
-// the lock and its descriptor instead of handing it to anyone.
-func TestCloseDuringKernelWait(t *testing.T) {
-	t.Parallel()
-	for _, write := range []bool{true, false} {
-		name := "RLockContext"
-		if write {
-			name = "LockContext"
-		}
-		t.Run(name, func(t *testing.T) {
-			t.Parallel()
-			m := create(t, 10)
-			dir := m.Dir()
-			holder := holdInChild(t, dir, 1)
-			l := mustRetrieve(t, m, 1)
-			ctx, cancel := context.WithCancel(t.Context())
-			var c *call
-			if write {
-				c = startLockContext(ctx, l)
-			} else {
-				c = startRLockContext(ctx, l)
-			}
-			c.blocked(t, "a child process holds the lock")
-			queued := startLockContext(t.Context(), mustRetrieve(t, m, 1))
-			queued.blocked(t, "a child process holds the lock")
-			if err := m.Close(); err != nil {
-				t.Fatal(err)
-			}
-			if err := l.LockContext(t.Context()); !errors.Is(err, lock.ErrClosed) {
-				t.Errorf("LockContext after Close: %v, want lock.ErrClosed", err)
-			}
-			cancel()
-			if err := c.wait(t, "its context was cancelled"); !errors.Is(err, context.Canceled) {
-				t.Errorf("%s cancelled after Close: %v, want context.Canceled", name, err)
-			}
-			if n := fdsUnder(t, dir); n != 1 {
-				t.Errorf("%d descriptors open under the directory while the kernel waiter waits, want 1", n)
-			}
-			holder.Wait(childExit)
-			if err := queued.wait(t, "the holder unlocked"); !errors.Is(err, lock.ErrClosed) {
-				t.Errorf("LockContext queued when the Manager was closed: %v, want lock.ErrClosed", err)
-			}
-			if !freeElsewhere(t, dir, 1) {
-				t.Error("lock still held after the holder exited: the kernel waiter kept it")
-			}
-			if n := fdsUnderSettled(t, dir); n != 0 {
-				t.Errorf("%d descriptors still open under the directory after the kernel waiter finished", n)
-			}
-		})
-	}
-}
-
 // TestRWStress runs goroutines that take one lock through two Managers in
 // every mode, with contexts that expire at random while queued or waiting
 // in the kernel, and checks that a writer is always alone.
@@ -738,43 +684,53 @@ func TestRWStress(t *testing.T) {
 	}
 }
 
-// TestCloseWithReaders closes a Manager while readers hold a lock: the
-// shared lock stays held until the last RUnlock, which closes the
-// descriptor, and new shared locking fails with lock.ErrClosed.
-func TestCloseWithReaders(t *testing.T) {
+// TestSharedAcrossProcesses checks that RLock holders in two processes
+// coexist, with this process's reader too, and exclude a Lock in a third
+// until both let go; and that a writer in another process excludes them.
+func TestSharedAcrossProcesses(t *testing.T) {
 	t.Parallel()
 	m := create(t, 10)
 	dir := m.Dir()
-	a, b := mustRetrieve(t, m, 2), mustRetrieve(t, m, 2)
-	a.RLock()
-	b.RLock()
-	if err := m.Close(); err != nil {
-		t.Fatal(err)
+	l := mustRetrieve(t, m, 5)
+	r1, r2, w := startRW(t, dir, 5), startRW(t, dir, 5), startRW(t, dir, 5)
+	r1.Send("sh")
+	r1.Expect("locked", patience)
+	r2.Send("sh")
+	r2.Expect("locked", patience) // stops the test if r2 is never let in
+	if !l.TryRLock() {
+		t.Error("TryRLock failed while only readers in other processes hold the lock")
+	} else {
+		l.RUnlock()
 	}
-	if !sharedElsewhere(t, dir, 2) || !heldElsewhere(t, dir, 2) {
-		t.Error("Close released the readers' shared lock")
+	if l.TryLock() {
+		l.Unlock()
+		t.Error("TryLock succeeded while readers in other processes hold the lock")
 	}
-	if n := fdsUnder(t, dir); n != 1 {
-		t.Errorf("after Close, %d descriptors are open in the directory, want 1 (the readers')", n)
+	w.Send("ex")
+	if w.Quiet(blockWindow, "readers in two other processes hold the lock") {
+		r1.Send("run")
+		r1.Expect("unlocked", patience)
+		w.Quiet(blockWindow, "a reader in another process still holds the lock")
+		r2.Send("run")
+		r2.Expect("unlocked", patience)
 	}
-	for name, fn := range map[string]func(){"RLock": a.RLock, "TryRLock": func() { a.TryRLock() }} {
-		v := panicValue(fn)
-		if err, ok := v.(error); !ok || !errors.Is(err, lock.ErrClosed) {
-			t.Errorf("%s after Close panicked with %v, want an error matching lock.ErrClosed", name, v)
+	w.Expect("locked", patience)
+	r1.Send("sh")
+	if r1.Quiet(blockWindow, "a writer in another process holds the lock") {
+		if l.TryRLock() {
+			l.RUnlock()
+			t.Error("TryRLock succeeded while a writer in another process holds the lock")
 		}
+		w.Send("un")
+		w.Expect("unlocked", patience)
 	}
-	if err := a.RLockContext(t.Context()); !errors.Is(err, lock.ErrClosed) {
-		t.Errorf("RLockContext after Close: %v, want lock.ErrClosed", err)
+	r1.Expect("locked", patience)
+	r1.Send("run")
+	r1.Expect("unlocked", patience)
+	for _, c := range []*childproc.Child{r1, r2, w} {
+		c.Wait(childExit)
 	}
-	a.RUnlock()
-	if !heldElsewhere(t, dir, 2) {
-		t.Error("the first RUnlock after Close released the lock another reader holds")
-	}
-	b.RUnlock()
-	if heldElsewhere(t, dir, 2) {
-		t.Error("lock still held after the last RUnlock")
-	}
-	if n := fdsUnder(t, dir); n != 0 {
-		t.Errorf("after the last RUnlock, %d descriptors are open in the directory", n)
+	if heldElsewhere(t, dir, 5) {
+		t.Error("lock held after every child exited")
 	}
 }
