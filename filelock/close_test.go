@@ -129,11 +129,8 @@ func TestCloseWhileWaiting(t *testing.T) {
 // the lock and its descriptor instead of handing it to anyone.
 func TestCloseDuringKernelWait(t *testing.T) {
 	t.Parallel()
-	for _, write := range []bool{true, false} {
-		name := "RLockContext"
-		if write {
-			name = "LockContext"
-		}
+	for _, md := range modes {
+		name := md.contextName
 		t.Run(name, func(t *testing.T) {
 			t.Parallel()
 			m := create(t, 10)
@@ -141,12 +138,7 @@ func TestCloseDuringKernelWait(t *testing.T) {
 			holder := holdInChild(t, dir, 1)
 			l := mustRetrieve(t, m, 1)
 			ctx, cancel := context.WithCancel(t.Context())
-			var c *call
-			if write {
-				c = startLockContext(ctx, l)
-			} else {
-				c = startRLockContext(ctx, l)
-			}
+			c := md.startContext(ctx, l)
 			c.blocked(t, "a child process holds the lock")
 			queued := startLockContext(t.Context(), mustRetrieve(t, m, 1))
 			queued.blocked(t, "a child process holds the lock")

@@ -336,11 +336,7 @@ func heldElsewhere(t *testing.T, dir string, id uint32) bool {
 	}
 	defer m.Close()
 	l := mustRetrieve(t, m, id)
-	if l.TryLock() {
-		l.Unlock()
-		return false
-	}
-	return true
+	return !canLock(l)
 }
 
 // panicValue runs fn and returns what it panicked with, or nil.

@@ -90,15 +90,12 @@ func TestFlockInterop(t *testing.T) {
 	}
 	// flock(1) holds it; TryLock fails until it lets go.
 	release := flockHolder(t, flockCmd, path, "-n")
-	if l.TryLock() {
-		l.Unlock()
+	if canLock(l) {
 		t.Error("TryLock succeeded while flock(1) holds the lock")
 	}
 	release()
-	if !l.TryLock() {
+	if !canLock(l) {
 		t.Error("TryLock failed after flock(1) exited")
-	} else {
-		l.Unlock()
 	}
 }
 
@@ -151,20 +148,16 @@ func TestSharedFlockInterop(t *testing.T) {
 	l.Unlock()
 
 	release := flockHolder(t, flockCmd, path, "-s")
-	if !l.TryRLock() {
+	if !canRLock(l) {
 		t.Error("TryRLock failed while flock -s holds the lock")
-	} else {
-		l.RUnlock()
 	}
-	if l.TryLock() {
-		l.Unlock()
+	if canLock(l) {
 		t.Error("TryLock succeeded while flock -s holds the lock")
 	}
 	release()
 
 	release = flockHolder(t, flockCmd, path, "-x")
-	if l.TryRLock() {
-		l.RUnlock()
+	if canRLock(l) {
 		t.Error("TryRLock succeeded while flock -x holds the lock")
 	}
 	ctx, cancel := context.WithTimeout(t.Context(), 20*time.Millisecond)

@@ -49,11 +49,8 @@ func procLockWaiters(t *testing.T, pid int, ino uint64) int {
 func TestKernelWaiterInProcLocks(t *testing.T) {
 	t.Parallel()
 	flockCmd := lookFlock(t)
-	for _, write := range []bool{true, false} {
-		name := "RLockContext"
-		if write {
-			name = "LockContext"
-		}
+	for _, md := range modes {
+		name := md.contextName
 		t.Run(name, func(t *testing.T) {
 			t.Parallel()
 			m := create(t, 10)
@@ -64,12 +61,7 @@ func TestKernelWaiterInProcLocks(t *testing.T) {
 			ino, pid := inode(t, path), os.Getpid()
 			release := flockHolder(t, flockCmd, path, "-x")
 			ctx, cancel := context.WithCancel(t.Context())
-			lockCtx := func(l *filelock.Locker) error {
-				if write {
-					return l.LockContext(ctx)
-				}
-				return l.RLockContext(ctx)
-			}
+			lockCtx := func(l *filelock.Locker) error { return md.lockContext(l, ctx) }
 			first := start(name, func() error { return lockCtx(mustRetrieve(t, m, 6)) })
 			if !eventually(func() bool { return procLockWaiters(t, pid, ino) > 0 }) {
 				t.Fatalf("%s on a lock flock(1) holds never showed in /proc/locks as a waiter", name)

@@ -56,21 +56,57 @@ func anyString(v any) string {
 	return "non-string panic"
 }
 
-// startLock, startRLock and the context forms start the call in a goroutine.
-func startLock(l *filelock.Locker) *call {
-	return start("Lock", func() error { l.Lock(); return nil })
+// A mode is one way of holding a lock, exclusive or shared: its methods,
+// and their names for messages.
+type mode struct {
+	name, contextName string
+	holder            string // "writer" or "reader"
+	lock, unlock      func(*filelock.Locker)
+	try               func(*filelock.Locker) bool
+	lockContext       func(*filelock.Locker, context.Context) error
 }
 
-func startRLock(l *filelock.Locker) *call {
-	return start("RLock", func() error { l.RLock(); return nil })
+var (
+	exclusive = mode{"Lock", "LockContext", "writer", (*filelock.Locker).Lock, (*filelock.Locker).Unlock, (*filelock.Locker).TryLock, (*filelock.Locker).LockContext}
+	shared    = mode{"RLock", "RLockContext", "reader", (*filelock.Locker).RLock, (*filelock.Locker).RUnlock, (*filelock.Locker).TryRLock, (*filelock.Locker).RLockContext}
+	modes     = []mode{exclusive, shared}
+)
+
+// can reports whether l can take the lock in mode md at once, and lets go
+// of it again if so.
+func (md mode) can(l *filelock.Locker) bool {
+	if md.try(l) {
+		md.unlock(l)
+		return true
+	}
+	return false
 }
+
+// canLock and canRLock report whether l can take the lock, exclusive or
+// shared, at once, and let go of it again if so.
+func canLock(l *filelock.Locker) bool  { return exclusive.can(l) }
+func canRLock(l *filelock.Locker) bool { return shared.can(l) }
+
+// start runs md's lock call in a goroutine, and startContext its context
+// form.
+func (md mode) start(l *filelock.Locker) *call {
+	return start(md.name, func() error { md.lock(l); return nil })
+}
+
+func (md mode) startContext(ctx context.Context, l *filelock.Locker) *call {
+	return start(md.contextName, func() error { return md.lockContext(l, ctx) })
+}
+
+// startLock, startRLock and the context forms start the call in a goroutine.
+func startLock(l *filelock.Locker) *call  { return exclusive.start(l) }
+func startRLock(l *filelock.Locker) *call { return shared.start(l) }
 
 func startLockContext(ctx context.Context, l *filelock.Locker) *call {
-	return start("LockContext", func() error { return l.LockContext(ctx) })
+	return exclusive.startContext(ctx, l)
 }
 
 func startRLockContext(ctx context.Context, l *filelock.Locker) *call {
-	return start("RLockContext", func() error { return l.RLockContext(ctx) })
+	return shared.startContext(ctx, l)
 }
 
 // blocked reports whether the call is still running after blockWindow, and
@@ -129,13 +165,7 @@ func eventually(cond func() bool) bool {
 // TryRLock reports by failing while no other process holds the lock.
 func writerQueued(t *testing.T, l *filelock.Locker) {
 	t.Helper()
-	ok := eventually(func() bool {
-		if l.TryRLock() {
-			l.RUnlock()
-			return false
-		}
-		return true
-	})
+	ok := eventually(func() bool { return !canRLock(l) })
 	if !ok {
 		t.Fatal("TryRLock kept succeeding: the writer never queued")
 	}
@@ -165,11 +195,7 @@ func sharedElsewhere(t *testing.T, dir string, id uint32) bool {
 	m := open(t, dir)
 	defer m.Close()
 	l := mustRetrieve(t, m, id)
-	if l.TryRLock() {
-		l.RUnlock()
-		return true
-	}
-	return false
+	return canRLock(l)
 }
 
 // rwEnv is what a check of the in-process semantics works on: two Lockers
@@ -192,8 +218,8 @@ func TestRWInProcess(t *testing.T) {
 		fn   func(t *testing.T, e rwEnv)
 	}{
 		{"ReadersTogether", checkReadersTogether},
-		{"WriterExcludesReaders", checkWriterExcludesReaders},
-		{"ReadersExcludeWriter", checkReadersExcludeWriter},
+		{"WriterExcludesReaders", checkExcludes(exclusive, shared)},
+		{"ReadersExcludeWriter", checkExcludes(shared, exclusive)},
 		{"WriterPreference", checkWriterPreference},
 		{"TryRLock", checkTryRLock},
 		{"CancelQueued", checkCancelQueued},
@@ -256,12 +282,10 @@ func checkReadersTogether(t *testing.T, e rwEnv) {
 	if !sharedElsewhere(t, e.dir, e.id) {
 		t.Error("another Manager could not share the lock with this process's readers")
 	}
-	if e.other.TryLock() {
-		e.other.Unlock()
+	if canLock(e.other) {
 		t.Error("another Manager took the lock exclusively while readers held it")
 	}
-	if e.a.TryLock() {
-		e.a.Unlock()
+	if canLock(e.a) {
 		t.Error("TryLock succeeded while readers held the lock")
 	}
 	close(release)
@@ -273,58 +297,35 @@ func checkReadersTogether(t *testing.T, e rwEnv) {
 	}
 }
 
-// checkWriterExcludesReaders: while a writer holds the lock, RLock blocks,
-// TryRLock fails and RLockContext times out; Unlock lets the reader in.
-func checkWriterExcludesReaders(t *testing.T, e rwEnv) {
-	e.a.Lock()
-	r := startRLock(e.b)
-	if r.blocked(t, "a writer holds the lock") {
-		if e.b.TryRLock() {
-			e.b.RUnlock()
-			t.Error("TryRLock succeeded while a writer holds the lock")
+// checkExcludes returns the check that while a Locker holds the lock in
+// mode held, a call in mode waits blocks, its Try form fails and its
+// context form times out; that unlocking lets it in; and that meanwhile
+// another Manager cannot take the lock in mode held.
+func checkExcludes(held, waits mode) func(t *testing.T, e rwEnv) {
+	return func(t *testing.T, e rwEnv) {
+		held.lock(e.a)
+		c := waits.start(e.b)
+		if c.blocked(t, "a "+held.holder+" holds the lock") {
+			if waits.can(e.b) {
+				t.Errorf("Try%s succeeded while a %s holds the lock", waits.name, held.holder)
+			}
+			ctx, cancel := context.WithTimeout(t.Context(), 20*time.Millisecond)
+			err := waits.lockContext(e.b, ctx)
+			cancel()
+			if !errors.Is(err, context.DeadlineExceeded) {
+				t.Errorf("%s while a %s holds the lock: %v, want DeadlineExceeded", waits.contextName, held.holder, err)
+			}
 		}
-		ctx, cancel := context.WithTimeout(t.Context(), 20*time.Millisecond)
-		err := e.b.RLockContext(ctx)
-		cancel()
-		if !errors.Is(err, context.DeadlineExceeded) {
-			t.Errorf("RLockContext while a writer holds the lock: %v, want DeadlineExceeded", err)
+		held.unlock(e.a)
+		c.mustReturn(t, "the "+held.holder+" unlocked")
+		if held.can(e.other) {
+			t.Errorf("another Manager took the lock (%s) while a %s held it", held.name, waits.holder)
 		}
-	}
-	e.a.Unlock()
-	r.mustReturn(t, "the writer unlocked")
-	if e.other.TryLock() {
-		e.other.Unlock()
-		t.Error("another Manager took the lock exclusively while a reader held it")
-	}
-	e.b.RUnlock()
-	if heldElsewhere(t, e.dir, e.id) {
-		t.Error("lock still held after RUnlock")
-	}
-}
-
-// checkReadersExcludeWriter: while a reader holds the lock, Lock blocks,
-// TryLock fails and LockContext times out; RUnlock lets the writer in.
-func checkReadersExcludeWriter(t *testing.T, e rwEnv) {
-	e.a.RLock()
-	w := startLock(e.b)
-	if w.blocked(t, "a reader holds the lock") {
-		if e.b.TryLock() {
-			e.b.Unlock()
-			t.Error("TryLock succeeded while a reader holds the lock")
-		}
-		ctx, cancel := context.WithTimeout(t.Context(), 20*time.Millisecond)
-		err := e.b.LockContext(ctx)
-		cancel()
-		if !errors.Is(err, context.DeadlineExceeded) {
-			t.Errorf("LockContext while a reader holds the lock: %v, want DeadlineExceeded", err)
+		waits.unlock(e.b)
+		if heldElsewhere(t, e.dir, e.id) {
+			t.Errorf("lock still held after %s's unlock", waits.name)
 		}
 	}
-	e.a.RUnlock()
-	w.mustReturn(t, "the reader unlocked")
-	if sharedElsewhere(t, e.dir, e.id) {
-		t.Error("another Manager shared the lock while a writer held it")
-	}
-	e.b.Unlock()
 }
 
 // checkWriterPreference: a reader that arrives while a writer waits queues
@@ -359,28 +360,23 @@ func checkTryRLock(t *testing.T, e rwEnv) {
 	if !e.b.TryRLock() {
 		t.Fatal("TryRLock failed while only a reader held the lock")
 	}
-	if !e.other.TryRLock() {
+	if !canRLock(e.other) {
 		t.Error("another Manager's TryRLock failed while only readers held the lock")
-	} else {
-		e.other.RUnlock()
 	}
 	w := startLock(e.b)
 	writerQueued(t, e.a)
-	if e.a.TryRLock() {
-		e.a.RUnlock()
+	if canRLock(e.a) {
 		t.Error("TryRLock succeeded while a writer waited")
 	}
 	e.a.RUnlock()
 	e.b.RUnlock()
 	w.mustReturn(t, "the readers unlocked")
-	if e.a.TryRLock() {
-		e.a.RUnlock()
+	if canRLock(e.a) {
 		t.Error("TryRLock succeeded while a writer held the lock")
 	}
 	e.b.Unlock()
 	e.other.Lock()
-	if e.a.TryRLock() {
-		e.a.RUnlock()
+	if canRLock(e.a) {
 		t.Error("TryRLock succeeded while another Manager held the lock exclusively")
 	}
 	e.other.Unlock()
@@ -443,14 +439,9 @@ func checkCancelQueuedWriterAdmitsReaders(t *testing.T, e rwEnv) {
 // takes and releases the lock when the holder lets go.
 func checkCancelKernelWaiter(t *testing.T, e rwEnv) {
 	e.other.Lock()
-	for _, write := range []bool{true, false} {
+	for _, md := range modes {
 		ctx, cancel := context.WithCancel(t.Context())
-		var c *call
-		if write {
-			c = startLockContext(ctx, e.a)
-		} else {
-			c = startRLockContext(ctx, e.a)
-		}
+		c := md.startContext(ctx, e.a)
 		c.blocked(t, "another Manager holds the lock")
 		begin := time.Now()
 		cancel()
@@ -463,13 +454,7 @@ func checkCancelKernelWaiter(t *testing.T, e rwEnv) {
 	if !freeElsewhere(t, e.dir, e.id) {
 		t.Fatal("lock still held long after the holder unlocked and every waiter was cancelled")
 	}
-	if !eventually(func() bool {
-		if e.b.TryLock() {
-			e.b.Unlock()
-			return true
-		}
-		return false
-	}) {
+	if !eventually(func() bool { return canLock(e.b) }) {
 		t.Fatal("TryLock in the process kept failing after its cancelled waiters")
 	}
 }
@@ -491,8 +476,7 @@ func checkHandoffToWriter(t *testing.T, e rwEnv) {
 		e.other.Unlock()
 	}
 	w.mustReturn(t, "the other Manager unlocked")
-	if e.other.TryRLock() {
-		e.other.RUnlock()
+	if canRLock(e.other) {
 		t.Error("another Manager shared the lock the handoff gave a writer")
 	}
 	e.b.Unlock()
@@ -519,13 +503,10 @@ func checkHandoffToReaders(t *testing.T, e rwEnv) {
 	e.other.Unlock()
 	r1.mustReturn(t, "the other Manager unlocked")
 	r2.mustReturn(t, "the other Manager unlocked")
-	if !e.other.TryRLock() {
+	if !canRLock(e.other) {
 		t.Error("another Manager could not share the lock that readers hold")
-	} else {
-		e.other.RUnlock()
 	}
-	if e.other.TryLock() {
-		e.other.Unlock()
+	if canLock(e.other) {
 		t.Error("another Manager took the lock exclusively while readers held it")
 	}
 	e.b.RUnlock()
@@ -571,10 +552,8 @@ func checkMisuse(t *testing.T, e rwEnv) {
 	if panicValue(e.b.Unlock) == nil {
 		t.Error("Unlock of a read-locked lock did not panic")
 	}
-	if !e.other.TryRLock() {
+	if !canRLock(e.other) {
 		t.Error("the lock is no longer read-locked after a misplaced Unlock")
-	} else {
-		e.other.RUnlock()
 	}
 	e.b.RUnlock()
 	if heldElsewhere(t, e.dir, e.id) {
@@ -619,28 +598,19 @@ func TestRWStress(t *testing.T) {
 			l := lockers[g%len(lockers)]
 			for range rounds {
 				write := rng.IntN(3) == 0
+				md := shared
+				if write {
+					md = exclusive
+				}
 				ok := true
 				switch rng.IntN(3) {
 				case 0:
-					if write {
-						l.Lock()
-					} else {
-						l.RLock()
-					}
+					md.lock(l)
 				case 1:
-					if write {
-						ok = l.TryLock()
-					} else {
-						ok = l.TryRLock()
-					}
+					ok = md.try(l)
 				case 2:
 					ctx, cancel := context.WithTimeout(context.Background(), time.Duration(rng.IntN(300))*time.Microsecond)
-					var err error
-					if write {
-						err = l.LockContext(ctx)
-					} else {
-						err = l.RLockContext(ctx)
-					}
+					err := md.lockContext(l, ctx)
 					cancel()
 					if err != nil && !errors.Is(err, context.DeadlineExceeded) {
 						t.Errorf("context lock: %v", err)
@@ -655,11 +625,7 @@ func TestRWStress(t *testing.T) {
 					time.Sleep(time.Duration(rng.IntN(100)) * time.Microsecond)
 				}
 				leave(write)
-				if write {
-					l.Unlock()
-				} else {
-					l.RUnlock()
-				}
+				md.unlock(l)
 			}
 		})
 	}
@@ -672,13 +638,7 @@ func TestRWStress(t *testing.T) {
 		t.Error("lock still held after every goroutine finished")
 	}
 	for _, l := range lockers {
-		if !eventually(func() bool {
-			if l.TryLock() {
-				l.Unlock()
-				return true
-			}
-			return false
-		}) {
+		if !eventually(func() bool { return canLock(l) }) {
 			t.Error("TryLock kept failing after every goroutine finished")
 		}
 	}
@@ -697,13 +657,10 @@ func TestSharedAcrossProcesses(t *testing.T) {
 	r1.Expect("locked", patience)
 	r2.Send("sh")
 	r2.Expect("locked", patience) // stops the test if r2 is never let in
-	if !l.TryRLock() {
+	if !canRLock(l) {
 		t.Error("TryRLock failed while only readers in other processes hold the lock")
-	} else {
-		l.RUnlock()
 	}
-	if l.TryLock() {
-		l.Unlock()
+	if canLock(l) {
 		t.Error("TryLock succeeded while readers in other processes hold the lock")
 	}
 	w.Send("ex")
@@ -717,8 +674,7 @@ func TestSharedAcrossProcesses(t *testing.T) {
 	w.Expect("locked", patience)
 	r1.Send("sh")
 	if r1.Quiet(blockWindow, "a writer in another process holds the lock") {
-		if l.TryRLock() {
-			l.RUnlock()
+		if canRLock(l) {
 			t.Error("TryRLock succeeded while a writer in another process holds the lock")
 		}
 		w.Send("un")
