@@ -64,9 +64,9 @@ func childMember(a memberArgs) memberResult {
 	}
 	defer m.Close()
 	for id := range uint32(a.Locks) {
-		l, err := m.RetrieveLock(id)
+		l, err := m.Retrieve(id)
 		if err == nil {
-			err = lockUnlock(l.(*Locker))
+			err = lockUnlock(l)
 		}
 		if err != nil {
 			r.Err = fmt.Sprintf("lock %d: %v", id, err)
