@@ -140,6 +140,15 @@ func (c *call) wait(t *testing.T, why string) error {
 	}
 }
 
+// wantCanceled waits for the call, whose context was cancelled as how
+// says, and fails t unless it returned context.Canceled.
+func (c *call) wantCanceled(t *testing.T, how string) {
+	t.Helper()
+	if err := c.wait(t, "its context was cancelled"); !errors.Is(err, context.Canceled) {
+		t.Errorf("%s %s: %v, want context.Canceled", c.name, how, err)
+	}
+}
+
 // mustReturn waits for the call and fails t unless it succeeded.
 func (c *call) mustReturn(t *testing.T, why string) {
 	t.Helper()
@@ -398,9 +407,7 @@ func checkCancelQueued(t *testing.T, e rwEnv) {
 	begin := time.Now()
 	cancel()
 	for _, c := range []*call{w, r} {
-		if err := c.wait(t, "its context was cancelled"); !errors.Is(err, context.Canceled) {
-			t.Errorf("%s queued and cancelled: %v, want context.Canceled", c.name, err)
-		}
+		c.wantCanceled(t, "queued and cancelled")
 	}
 	t.Logf("cancelled queued callers returned within %v", time.Since(begin))
 	e.a.Unlock()
@@ -423,9 +430,7 @@ func checkCancelQueuedWriterAdmitsReaders(t *testing.T, e rwEnv) {
 	r := startRLock(e.b)
 	r.blocked(t, "a writer waits")
 	cancel()
-	if err := w.wait(t, "its context was cancelled"); !errors.Is(err, context.Canceled) {
-		t.Errorf("LockContext cancelled: %v, want context.Canceled", err)
-	}
+	w.wantCanceled(t, "cancelled")
 	r.mustReturn(t, "the writer it queued behind was cancelled")
 	e.b.RUnlock()
 	e.a.RUnlock()
@@ -445,9 +450,7 @@ func checkCancelKernelWaiter(t *testing.T, e rwEnv) {
 		c.blocked(t, "another Manager holds the lock")
 		begin := time.Now()
 		cancel()
-		if err := c.wait(t, "its context was cancelled"); !errors.Is(err, context.Canceled) {
-			t.Errorf("%s cancelled in the kernel: %v, want context.Canceled", c.name, err)
-		}
+		c.wantCanceled(t, "cancelled in the kernel")
 		t.Logf("%s cancelled in the kernel returned within %v", c.name, time.Since(begin))
 	}
 	e.other.Unlock()
@@ -469,9 +472,7 @@ func checkHandoffToWriter(t *testing.T, e rwEnv) {
 	w := startLock(e.b)
 	w.blocked(t, "another Manager holds the lock")
 	cancel()
-	if err := c.wait(t, "its context was cancelled"); !errors.Is(err, context.Canceled) {
-		t.Errorf("LockContext cancelled: %v, want context.Canceled", err)
-	}
+	c.wantCanceled(t, "cancelled")
 	if w.blocked(t, "another Manager still holds the lock") {
 		e.other.Unlock()
 	}
@@ -497,9 +498,7 @@ func checkHandoffToReaders(t *testing.T, e rwEnv) {
 	r2 := startRLockContext(t.Context(), e.a)
 	r1.blocked(t, "another Manager holds the lock")
 	cancel()
-	if err := c.wait(t, "its context was cancelled"); !errors.Is(err, context.Canceled) {
-		t.Errorf("LockContext cancelled: %v, want context.Canceled", err)
-	}
+	c.wantCanceled(t, "cancelled")
 	e.other.Unlock()
 	r1.mustReturn(t, "the other Manager unlocked")
 	r2.mustReturn(t, "the other Manager unlocked")
