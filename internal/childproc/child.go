@@ -128,27 +128,36 @@ func (c *Child) Pid() int { return c.cmd.Process.Pid }
 // Stderr returns what the child has written to its standard error so far.
 func (c *Child) Stderr() string { return c.stderr.String() }
 
+// await waits up to d for the child's next line, and returns it if it
+// comes (ok), or whether its output ended first (eof).
+func (c *Child) await(d time.Duration) (line string, ok, eof bool) {
+	deadline := time.After(d)
+	for {
+		if line, ok, eof = c.take(); ok || eof {
+			return line, ok, eof
+		}
+		select {
+		case <-c.more:
+		case <-deadline:
+			return "", false, false
+		}
+	}
+}
+
 // Next returns the next line the child prints, without its newline. It
 // stops the test if the child exits with no more lines, or prints none
 // within timeout.
 func (c *Child) Next(timeout time.Duration) string {
 	c.t.Helper()
-	deadline := time.After(timeout)
-	for {
-		line, ok, eof := c.take()
-		switch {
-		case ok:
-			return line
-		case eof:
-			<-c.exited
-			c.t.Fatalf("%v exited (%v) with no more output; stderr:\n%s", c, c.err, c.Stderr())
-		}
-		select {
-		case <-c.more:
-		case <-deadline:
-			c.t.Fatalf("%v printed nothing within %v; stderr:\n%s", c, timeout, c.Stderr())
-		}
+	line, ok, eof := c.await(timeout)
+	switch {
+	case eof:
+		<-c.exited
+		c.t.Fatalf("%v exited (%v) with no more output; stderr:\n%s", c, c.err, c.Stderr())
+	case !ok:
+		c.t.Fatalf("%v printed nothing within %v; stderr:\n%s", c, timeout, c.Stderr())
 	}
+	return line
 }
 
 // Expect reads the next line the child prints, as Next does, and stops the
@@ -165,23 +174,14 @@ func (c *Child) Expect(want string, timeout time.Duration) {
 // reports an error and returns false; a line it printed is taken.
 func (c *Child) Quiet(window time.Duration, why string) bool {
 	c.t.Helper()
-	deadline := time.After(window)
-	for {
-		line, ok, eof := c.take()
-		switch {
-		case ok:
-			c.t.Errorf("%v printed %q, but %s", c, line, why)
-			return false
-		case eof:
-			c.t.Errorf("%v exited, but %s", c, why)
-			return false
-		}
-		select {
-		case <-c.more:
-		case <-deadline:
-			return true
-		}
+	line, ok, eof := c.await(window)
+	switch {
+	case ok:
+		c.t.Errorf("%v printed %q, but %s", c, line, why)
+	case eof:
+		c.t.Errorf("%v exited, but %s", c, why)
 	}
+	return !ok && !eof
 }
 
 // Send writes line and a newline to the child's standard input.
