@@ -90,6 +90,13 @@ func allocatedLocker(tb testing.TB, m *filelock.Manager) *filelock.Locker {
 	return fl
 }
 
+// steadyLocker returns a lock in steady use (allocatedLocker) of a new
+// directory of filelock.DefaultNumLocks locks.
+func steadyLocker(b *testing.B) *filelock.Locker {
+	b.Helper()
+	return allocatedLocker(b, newManager(b, filelock.DefaultNumLocks, 0))
+}
+
 // openFile opens (creating) path for a raw flock baseline.
 func openFile(tb testing.TB, path string) int {
 	tb.Helper()
@@ -162,7 +169,7 @@ func podmanLock(b *testing.B, path string) {
 // 0 allocs/op.
 func BenchmarkLockUnlock(b *testing.B) {
 	b.Run("lockdir", func(b *testing.B) {
-		l := allocatedLocker(b, newManager(b, filelock.DefaultNumLocks, 0))
+		l := steadyLocker(b)
 		defer startCPU(b).report()
 		for range b.N {
 			l.Lock()
@@ -171,14 +178,7 @@ func BenchmarkLockUnlock(b *testing.B) {
 	})
 	// flock(LOCK_EX) + flock(LOCK_UN) on a descriptor that stays open: the
 	// two system calls lockdir cannot avoid.
-	b.Run("rawflock", func(b *testing.B) {
-		fd := openFile(b, filepath.Join(benchDir(b), "0"))
-		defer startCPU(b).report()
-		for range b.N {
-			must(b, unix.Flock(fd, unix.LOCK_EX))
-			must(b, unix.Flock(fd, unix.LOCK_UN))
-		}
-	})
+	b.Run("rawflock", benchRawFlock(unix.LOCK_EX))
 	// gofrs/flock opens the file on Lock and closes it on Unlock.
 	b.Run("gofrs", func(b *testing.B) {
 		f := flock.New(filepath.Join(benchDir(b), "0"))
@@ -200,7 +200,7 @@ func BenchmarkLockUnlock(b *testing.B) {
 // BenchmarkTryLockUnlock is an uncontended TryLock+Unlock pair.
 func BenchmarkTryLockUnlock(b *testing.B) {
 	b.Run("lockdir", func(b *testing.B) {
-		l := allocatedLocker(b, newManager(b, filelock.DefaultNumLocks, 0))
+		l := steadyLocker(b)
 		defer startCPU(b).report()
 		for range b.N {
 			if !l.TryLock() {
@@ -209,17 +209,20 @@ func BenchmarkTryLockUnlock(b *testing.B) {
 			l.Unlock()
 		}
 	})
-	b.Run("rawflock", benchRawFlockNB)
+	b.Run("rawflock", benchRawFlock(unix.LOCK_EX|unix.LOCK_NB))
 }
 
-// benchRawFlockNB is the baseline of TryLock and LockContext: a
-// LOCK_EX|LOCK_NB and LOCK_UN pair on a descriptor kept open.
-func benchRawFlockNB(b *testing.B) {
-	fd := openFile(b, filepath.Join(benchDir(b), "0"))
-	defer startCPU(b).report()
-	for range b.N {
-		must(b, unix.Flock(fd, unix.LOCK_EX|unix.LOCK_NB))
-		must(b, unix.Flock(fd, unix.LOCK_UN))
+// benchRawFlock returns the baseline of a lock and unlock pair: flock(2)
+// with how (LOCK_EX for Lock, LOCK_EX|LOCK_NB for TryLock and LockContext,
+// LOCK_SH for RLock), then LOCK_UN, on a descriptor kept open.
+func benchRawFlock(how int) func(b *testing.B) {
+	return func(b *testing.B) {
+		fd := openFile(b, filepath.Join(benchDir(b), "0"))
+		defer startCPU(b).report()
+		for range b.N {
+			must(b, unix.Flock(fd, how))
+			must(b, unix.Flock(fd, unix.LOCK_UN))
+		}
 	}
 }
 
@@ -229,7 +232,7 @@ func benchRawFlockNB(b *testing.B) {
 // the lock were busy; with context.Background it is Lock.
 func BenchmarkLockContextUnlock(b *testing.B) {
 	b.Run("lockdir-cancellable", func(b *testing.B) {
-		l := allocatedLocker(b, newManager(b, filelock.DefaultNumLocks, 0))
+		l := steadyLocker(b)
 		ctx, cancel := context.WithCancel(context.Background())
 		defer cancel()
 		defer startCPU(b).report()
@@ -239,7 +242,7 @@ func BenchmarkLockContextUnlock(b *testing.B) {
 		}
 	})
 	b.Run("lockdir-background", func(b *testing.B) {
-		l := allocatedLocker(b, newManager(b, filelock.DefaultNumLocks, 0))
+		l := steadyLocker(b)
 		ctx := context.Background()
 		defer startCPU(b).report()
 		for range b.N {
@@ -247,7 +250,7 @@ func BenchmarkLockContextUnlock(b *testing.B) {
 			l.Unlock()
 		}
 	})
-	b.Run("rawflock", benchRawFlockNB)
+	b.Run("rawflock", benchRawFlock(unix.LOCK_EX|unix.LOCK_NB))
 }
 
 // BenchmarkRLockUnlock is an uncontended RLock+RUnlock pair on a lock
@@ -259,7 +262,7 @@ func BenchmarkLockContextUnlock(b *testing.B) {
 // baseline is sync.RWMutex.
 func BenchmarkRLockUnlock(b *testing.B) {
 	b.Run("lockdir", func(b *testing.B) {
-		l := allocatedLocker(b, newManager(b, filelock.DefaultNumLocks, 0))
+		l := steadyLocker(b)
 		defer startCPU(b).report()
 		for range b.N {
 			l.RLock()
@@ -267,7 +270,7 @@ func BenchmarkRLockUnlock(b *testing.B) {
 		}
 	})
 	b.Run("lockdir-cancellable", func(b *testing.B) {
-		l := allocatedLocker(b, newManager(b, filelock.DefaultNumLocks, 0))
+		l := steadyLocker(b)
 		ctx, cancel := context.WithCancel(context.Background())
 		defer cancel()
 		defer startCPU(b).report()
@@ -276,16 +279,9 @@ func BenchmarkRLockUnlock(b *testing.B) {
 			l.RUnlock()
 		}
 	})
-	b.Run("rawflock-sh", func(b *testing.B) {
-		fd := openFile(b, filepath.Join(benchDir(b), "0"))
-		defer startCPU(b).report()
-		for range b.N {
-			must(b, unix.Flock(fd, unix.LOCK_SH))
-			must(b, unix.Flock(fd, unix.LOCK_UN))
-		}
-	})
+	b.Run("rawflock-sh", benchRawFlock(unix.LOCK_SH))
 	b.Run("join/lockdir", func(b *testing.B) {
-		l := allocatedLocker(b, newManager(b, filelock.DefaultNumLocks, 0))
+		l := steadyLocker(b)
 		l.RLock()
 		defer l.RUnlock()
 		defer startCPU(b).report()
@@ -314,7 +310,7 @@ func BenchmarkRLockUnlock(b *testing.B) {
 // goroutines sharing a descriptor.
 func BenchmarkLockUnlockParallel(b *testing.B) {
 	b.Run("same/lockdir", func(b *testing.B) {
-		l := allocatedLocker(b, newManager(b, filelock.DefaultNumLocks, 0))
+		l := steadyLocker(b)
 		defer startCPU(b).report()
 		b.RunParallel(func(pb *testing.PB) {
 			for pb.Next() {

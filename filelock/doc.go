@@ -69,5 +69,6 @@
 // waiter.go the kernel waiter for contexts; fdcache.go and fdpool.go keep
 // lock descriptors open; holders*.go and unlinked*.go read the kernel's
 // lock table; explain.go explains failed opens; options.go is the Options;
-// and sys_*.go is the seam through which every system call goes.
+// fileinfo.go is the part of stat(2) that filelock checks; and sys_*.go is
+// the seam through which every system call goes.
 package filelock

@@ -27,27 +27,26 @@ func ExampleLocker_RLock() {
 		log.Fatal(err)
 	}
 	defer m.Close()
-	l, err := m.RetrieveLock(3)
+	l, err := m.Retrieve(3)
 	if err != nil {
 		log.Fatal(err)
 	}
-	fl := l.(*filelock.Locker)
 
-	fl.RLock()
-	fmt.Println("second reader:", fl.TryRLock())
-	fmt.Println("writer:", fl.TryLock())
-	fl.RUnlock()
-	fl.RUnlock()
+	l.RLock()
+	fmt.Println("second reader:", l.TryRLock())
+	fmt.Println("writer:", l.TryLock())
+	l.RUnlock()
+	l.RUnlock()
 
 	// The readers are done, so a writer gets the lock. Had it been busy,
 	// LockContext would have waited in the kernel until the deadline.
 	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
 	defer cancel()
-	if err := fl.LockContext(ctx); err != nil {
+	if err := l.LockContext(ctx); err != nil {
 		log.Fatal(err)
 	}
 	fmt.Println("writer after the readers: true")
-	fl.Unlock()
+	l.Unlock()
 	// Output:
 	// second reader: true
 	// writer: false

@@ -4,11 +4,9 @@ package filelock_test
 
 import (
 	"bufio"
-	"errors"
 	"fmt"
 	"io"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -149,111 +147,105 @@ func childModes() error {
 	return m.Close()
 }
 
-// child is a running child process.
-type child struct {
-	cmd    *exec.Cmd
-	stdin  io.WriteCloser
-	out    *bufio.Reader
-	stderr *childproc.SyncBuffer
-	done   chan struct{}
-	err    error // Wait's result, once done is closed
+// childRW opens $DIR and obeys the commands on its standard input, one a
+// line, for lock $ID, answering each on standard output once done:
+//
+//	ex, sh     Lock, RLock                     -> "locked"
+//	un, run    Unlock, RUnlock                 -> "unlocked"
+//	rawex      flock(LOCK_EX) on a descriptor of its own for LockPath
+//	           (a process that is not lockdir) -> "locked"
+//	rawun      flock(LOCK_UN) on it            -> the wall-clock time in
+//	           nanoseconds read just before the call
+//
+// It prints "ready" first and exits at the end of its input.
+func childRW() error {
+	m, err := filelock.Open(os.Getenv("DIR"))
+	if err != nil {
+		return err
+	}
+	defer m.Close()
+	id, err := envUint32("ID")
+	if err != nil {
+		return err
+	}
+	l, err := m.Retrieve(id)
+	if err != nil {
+		return err
+	}
+	raw := -1
+	fmt.Println("ready")
+	in := bufio.NewScanner(os.Stdin)
+	for in.Scan() {
+		switch cmd := in.Text(); cmd {
+		case "ex":
+			l.Lock()
+			fmt.Println("locked")
+		case "sh":
+			l.RLock()
+			fmt.Println("locked")
+		case "un":
+			l.Unlock()
+			fmt.Println("unlocked")
+		case "run":
+			l.RUnlock()
+			fmt.Println("unlocked")
+		case "rawex":
+			if raw < 0 {
+				if raw, err = syscall.Open(m.LockPath(id), syscall.O_RDONLY|syscall.O_CLOEXEC, 0); err != nil {
+					return err
+				}
+			}
+			if err := syscall.Flock(raw, syscall.LOCK_EX); err != nil {
+				return err
+			}
+			fmt.Println("locked")
+		case "rawun":
+			t0 := time.Now().UnixNano()
+			if err := syscall.Flock(raw, syscall.LOCK_UN); err != nil {
+				return err
+			}
+			fmt.Println(t0)
+		default:
+			return fmt.Errorf("unknown command %q", cmd)
+		}
+	}
+	return in.Err()
 }
+
+// Time given to a child to print its next line and to exit: more than
+// the in-process patience, since a child must first start.
+const (
+	childLine = 30 * time.Second
+	childExit = 60 * time.Second
+)
 
 // startChild starts the test binary in the given role with extra
 // environment variables. The child is killed at the end of the test if it
 // is still running.
-func startChild(t *testing.T, role string, env ...string) *child {
+func startChild(t *testing.T, role string, env ...string) *childproc.Child {
 	t.Helper()
-	cmd := childproc.Command(t, childproc.Spec{Role: "filelock/" + role, Env: env})
-	stdin, err := cmd.StdinPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	// Our own pipe rather than StdoutPipe, which Wait closes: the child's
-	// output stays readable after it exits.
-	r, w, err := os.Pipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	cmd.Stdout = w
-	c := &child{cmd: cmd, stdin: stdin, out: bufio.NewReader(r), stderr: &childproc.SyncBuffer{}, done: make(chan struct{})}
-	cmd.Stderr = c.stderr
-	err = cmd.Start()
-	w.Close()
-	if err != nil {
-		r.Close()
-		t.Fatal(err)
-	}
-	go func() {
-		c.err = cmd.Wait()
-		close(c.done)
-	}()
-	t.Cleanup(func() {
-		defer r.Close()
-		select {
-		case <-c.done:
-		default:
-			cmd.Process.Kill()
-			<-c.done
-		}
-	})
-	return c
-}
-
-// readLine returns the next line the child prints, failing the test if
-// the child exits first or takes longer than 30 seconds.
-func (c *child) readLine(t *testing.T) string {
-	t.Helper()
-	type result struct {
-		s   string
-		err error
-	}
-	ch := make(chan result, 1)
-	go func() {
-		s, err := c.out.ReadString('\n')
-		ch <- result{s, err}
-	}()
-	select {
-	case r := <-ch:
-		if r.err != nil {
-			t.Fatalf("child %d: reading its output: %v; stderr:\n%s", c.cmd.Process.Pid, r.err, c.stderr)
-		}
-		return strings.TrimSpace(r.s)
-	case <-time.After(30 * time.Second):
-		t.Fatalf("child %d: no output after 30s; stderr:\n%s", c.cmd.Process.Pid, c.stderr)
-	}
-	return ""
-}
-
-// wait waits for the child to exit and fails the test unless it succeeded.
-func (c *child) wait(t *testing.T) {
-	t.Helper()
-	select {
-	case <-c.done:
-	case <-time.After(60 * time.Second):
-		t.Fatalf("child %d still running after 60s", c.cmd.Process.Pid)
-	}
-	if c.err != nil {
-		var ee *exec.ExitError
-		if errors.As(c.err, &ee) {
-			t.Fatalf("child %d: %v; stderr:\n%s", c.cmd.Process.Pid, c.err, c.stderr)
-		}
-		t.Fatalf("child %d: %v", c.cmd.Process.Pid, c.err)
-	}
+	return childproc.Start(t, childproc.Spec{Role: "filelock/" + role, Env: env})
 }
 
 // holdInChild starts a child that locks ids in dir and returns once it
 // holds them.
-func holdInChild(t *testing.T, dir string, ids ...uint32) *child {
+func holdInChild(t *testing.T, dir string, ids ...uint32) *childproc.Child {
 	t.Helper()
 	s := make([]string, len(ids))
 	for i, id := range ids {
 		s[i] = strconv.FormatUint(uint64(id), 10)
 	}
 	c := startChild(t, "hold", "DIR="+dir, "IDS="+strings.Join(s, ","))
-	if line := c.readLine(t); line != "locked" {
-		t.Fatalf("child printed %q, want \"locked\"", line)
-	}
+	c.Expect("locked", childLine)
+	return c
+}
+
+// startRW starts a child in the role rw on lock id of dir and waits for it
+// to be ready.
+func startRW(t *testing.T, dir string, id uint32) *childproc.Child {
+	t.Helper()
+	c := startChild(t, "rw", "DIR="+dir, "ID="+strconv.FormatUint(uint64(id), 10))
+	c.Expect("ready", patience)
 	return c
 }
 
@@ -344,11 +336,7 @@ func heldElsewhere(t *testing.T, dir string, id uint32) bool {
 	}
 	defer m.Close()
 	l := mustRetrieve(t, m, id)
-	if l.TryLock() {
-		l.Unlock()
-		return false
-	}
-	return true
+	return !canLock(l)
 }
 
 // panicValue runs fn and returns what it panicked with, or nil.

@@ -6,7 +6,6 @@ import (
 	"context"
 	"errors"
 	"os"
-	"os/exec"
 	"strconv"
 	"sync"
 	"testing"
@@ -49,15 +48,9 @@ func procLockWaiters(t *testing.T, pid int, ino uint64) int {
 // is gone once the holder lets go.
 func TestKernelWaiterInProcLocks(t *testing.T) {
 	t.Parallel()
-	flockCmd, err := exec.LookPath("flock")
-	if err != nil {
-		t.Skip("no flock(1)")
-	}
-	for _, write := range []bool{true, false} {
-		name := "RLockContext"
-		if write {
-			name = "LockContext"
-		}
+	flockCmd := lookFlock(t)
+	for _, md := range modes {
+		name := md.contextName
 		t.Run(name, func(t *testing.T) {
 			t.Parallel()
 			m := create(t, 10)
@@ -68,12 +61,7 @@ func TestKernelWaiterInProcLocks(t *testing.T) {
 			ino, pid := inode(t, path), os.Getpid()
 			release := flockHolder(t, flockCmd, path, "-x")
 			ctx, cancel := context.WithCancel(t.Context())
-			lockCtx := func(l *filelock.Locker) error {
-				if write {
-					return l.LockContext(ctx)
-				}
-				return l.RLockContext(ctx)
-			}
+			lockCtx := func(l *filelock.Locker) error { return md.lockContext(l, ctx) }
 			first := start(name, func() error { return lockCtx(mustRetrieve(t, m, 6)) })
 			if !eventually(func() bool { return procLockWaiters(t, pid, ino) > 0 }) {
 				t.Fatalf("%s on a lock flock(1) holds never showed in /proc/locks as a waiter", name)
@@ -91,9 +79,7 @@ func TestKernelWaiterInProcLocks(t *testing.T) {
 				t.Errorf("%d waiters of this process in /proc/locks with 11 callers waiting, want 1", n)
 			}
 			cancel()
-			if err := first.wait(t, "its context was cancelled"); !errors.Is(err, context.Canceled) {
-				t.Errorf("%s cancelled: %v, want context.Canceled", name, err)
-			}
+			first.wantCanceled(t, "cancelled")
 			wg.Wait()
 			close(errs)
 			for err := range errs {

@@ -7,7 +7,6 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"runtime"
 	"runtime/pprof"
@@ -15,7 +14,6 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
-	"syscall"
 	"testing"
 	"time"
 
@@ -69,9 +67,8 @@ func TestTryLock(t *testing.T) {
 		t.Fatal("TryLock of a free lock failed")
 	}
 	for name, l := range map[string]*filelock.Locker{"the same Locker": a, "another Locker": b, "another Manager": c} {
-		if l.TryLock() {
+		if canLock(l) {
 			t.Errorf("TryLock through %s succeeded while the lock is held", name)
-			l.Unlock()
 		}
 	}
 	if !mustRetrieve(t, m, 3).TryLock() {
@@ -109,7 +106,7 @@ func TestLockContext(t *testing.T) {
 				release = h.Unlock
 			case "another process":
 				c := holdInChild(t, m.Dir(), 5)
-				release = func() { c.stdin.Close(); c.wait(t) }
+				release = func() { c.Wait(childExit) }
 			}
 			l := mustRetrieve(t, m, 5)
 
@@ -153,13 +150,7 @@ func TestLockContext(t *testing.T) {
 			if !freeElsewhere(t, m.Dir(), 5) {
 				t.Error("lock held after a cancelled LockContext and the holder's Unlock")
 			}
-			if !eventually(func() bool {
-				if l.TryLock() {
-					l.Unlock()
-					return true
-				}
-				return false
-			}) {
+			if !eventually(func() bool { return canLock(l) }) {
 				t.Fatal("TryLock through the same Manager kept failing after a cancelled LockContext")
 			}
 
@@ -300,51 +291,11 @@ func TestLockFile(t *testing.T) {
 		t.Errorf("Allocated() = %v, %v after LockFile; want none", ids, err)
 	}
 	l, _ := m.Retrieve(7)
-	if !l.TryLock() {
+	if !canLock(l) {
 		t.Error("lock 7 is not free after LockFile")
-	} else {
-		l.Unlock()
 	}
 	if _, err := m.LockFile(16); !errors.Is(err, lock.ErrInvalidID) {
 		t.Errorf("LockFile(16) at capacity 16: %v, want lock.ErrInvalidID", err)
-	}
-}
-
-// TestCloseWhileWaiting checks that a LockContext waiting when its Manager
-// is closed, and giving up afterwards, leaves no descriptor open.
-func TestCloseWhileWaiting(t *testing.T) {
-	dir := filepath.Join(t.TempDir(), "ld")
-	m1, err := filelock.OpenOrCreate(dir, 10)
-	if err != nil {
-		t.Fatal(err)
-	}
-	m2, err := filelock.Open(dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	holder := mustRetrieve(t, m2, 1)
-	holder.Lock()
-	waiter := mustRetrieve(t, m1, 1)
-	ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
-	defer cancel()
-	errc := make(chan error, 1)
-	go func() { errc <- waiter.LockContext(ctx) }()
-	time.Sleep(50 * time.Millisecond) // let it start waiting
-	if err := m1.Close(); err != nil {
-		t.Fatal(err)
-	}
-	if err := <-errc; err == nil {
-		t.Error("LockContext on a held lock succeeded")
-	}
-	holder.Unlock()
-	if err := m2.Close(); err != nil {
-		t.Fatal(err)
-	}
-	// The kernel waiter that LockContext left behind takes the lock when
-	// the holder lets go, releases it and closes the descriptor: soon,
-	// but in its own goroutine.
-	if n := fdsUnderSettled(t, dir); n != 0 {
-		t.Errorf("%d descriptors under %s still open after both Managers closed", n, dir)
 	}
 }
 
@@ -391,7 +342,7 @@ func TestHolderKilled(t *testing.T) {
 	}()
 	time.Sleep(20 * time.Millisecond) // let Lock block in flock(2)
 	killed := time.Now()
-	if err := c.cmd.Process.Signal(syscall.SIGKILL); err != nil {
+	if err := c.Kill(); err != nil {
 		t.Fatal(err)
 	}
 	select {
@@ -466,50 +417,4 @@ func osThreads(t *testing.T) int {
 		}
 	}
 	return 0
-}
-
-// TestFlockInterop checks that flock(1) on LockPath and Lock exclude each
-// other.
-func TestFlockInterop(t *testing.T) {
-	t.Parallel()
-	flockCmd, err := exec.LookPath("flock")
-	if err != nil {
-		t.Skip("no flock(1)")
-	}
-	m := create(t, 10)
-	l := mustRetrieve(t, m, 2)
-	l.Lock()
-	err = exec.Command(flockCmd, "-n", m.LockPath(2), "true").Run()
-	var ee *exec.ExitError
-	if !errors.As(err, &ee) || ee.ExitCode() != 1 {
-		t.Errorf("flock -n while Lock holds it: %v, want exit status 1", err)
-	}
-	l.Unlock()
-	if err := exec.Command(flockCmd, "-n", m.LockPath(2), "true").Run(); err != nil {
-		t.Errorf("flock -n after Unlock: %v", err)
-	}
-	// flock(1) holds it; TryLock fails until it lets go.
-	cmd := exec.Command(flockCmd, "-n", m.LockPath(2), "sh", "-c", "echo held; cat >/dev/null")
-	stdin, _ := cmd.StdinPipe()
-	stdout, _ := cmd.StdoutPipe()
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	buf := make([]byte, 5)
-	if _, err := stdout.Read(buf); err != nil || string(buf) != "held\n" {
-		t.Fatalf("flock(1) child: %q, %v", buf, err)
-	}
-	if l.TryLock() {
-		l.Unlock()
-		t.Error("TryLock succeeded while flock(1) holds the lock")
-	}
-	stdin.Close()
-	if err := cmd.Wait(); err != nil {
-		t.Fatal(err)
-	}
-	if !l.TryLock() {
-		t.Error("TryLock failed after flock(1) exited")
-	} else {
-		l.Unlock()
-	}
 }

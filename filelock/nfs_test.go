@@ -53,9 +53,9 @@ func TestLockFilesOpenForWriting(t *testing.T) {
 					t.Fatal(err)
 				}
 			}
-			l, _ := m.RetrieveLock(id)
+			l, _ := m.Retrieve(id)
 			l.Lock()
-			fd := l.(*Locker).st.fd
+			fd := l.st.fd
 			if got := fdAccessMode(t, fd); got != syscall.O_RDWR {
 				t.Errorf("lock file %d open with access mode %#o, want O_RDWR", id, got)
 			}

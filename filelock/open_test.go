@@ -15,6 +15,7 @@ import (
 	"testing"
 
 	"github.com/lockdir/lockdir/filelock"
+	"github.com/lockdir/lockdir/internal/childproc"
 )
 
 // Opening and creating lock directories: the constructors, the capacity
@@ -146,8 +147,7 @@ func TestModes(t *testing.T) {
 				env = append(env, "GID="+strconv.Itoa(gid))
 			}
 			c := startChild(t, "modes", env...)
-			c.stdin.Close()
-			c.wait(t)
+			c.Wait(childExit)
 			check := func(rel string, want uint32) {
 				t.Helper()
 				var st syscall.Stat_t
@@ -262,20 +262,20 @@ func TestOpenOrCreateRace(t *testing.T) {
 				m.Close()
 				before = []uint32{0, 2, 5}
 			}
-			cs := make([]*child, children)
+			cs := make([]*childproc.Child, children)
 			for i := range cs {
 				cs[i] = startChild(t, "alloc", "DIR="+dir, "CAP=100")
 			}
 			for _, c := range cs { // release them together
-				c.stdin.Close()
+				c.CloseStdin()
 			}
 			got := slices.Clone(before)
 			for _, c := range cs {
-				id, err := strconv.ParseUint(c.readLine(t), 10, 32)
+				id, err := strconv.ParseUint(c.Next(childLine), 10, 32)
 				if err != nil {
 					t.Fatal(err)
 				}
-				c.wait(t)
+				c.Wait(childExit)
 				got = append(got, uint32(id))
 			}
 			slices.Sort(got)

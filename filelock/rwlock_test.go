@@ -12,7 +12,7 @@ import (
 	"time"
 
 	"github.com/lockdir/lockdir/filelock"
-	"github.com/lockdir/lockdir/lock"
+	"github.com/lockdir/lockdir/internal/childproc"
 )
 
 // Timing of the in-process checks: a call that must block is watched for
@@ -56,21 +56,57 @@ func anyString(v any) string {
 	return "non-string panic"
 }
 
-// startLock, startRLock and the context forms start the call in a goroutine.
-func startLock(l *filelock.Locker) *call {
-	return start("Lock", func() error { l.Lock(); return nil })
+// A mode is one way of holding a lock, exclusive or shared: its methods,
+// and their names for messages.
+type mode struct {
+	name, contextName string
+	holder            string // "writer" or "reader"
+	lock, unlock      func(*filelock.Locker)
+	try               func(*filelock.Locker) bool
+	lockContext       func(*filelock.Locker, context.Context) error
 }
 
-func startRLock(l *filelock.Locker) *call {
-	return start("RLock", func() error { l.RLock(); return nil })
+var (
+	exclusive = mode{"Lock", "LockContext", "writer", (*filelock.Locker).Lock, (*filelock.Locker).Unlock, (*filelock.Locker).TryLock, (*filelock.Locker).LockContext}
+	shared    = mode{"RLock", "RLockContext", "reader", (*filelock.Locker).RLock, (*filelock.Locker).RUnlock, (*filelock.Locker).TryRLock, (*filelock.Locker).RLockContext}
+	modes     = []mode{exclusive, shared}
+)
+
+// can reports whether l can take the lock in mode md at once, and lets go
+// of it again if so.
+func (md mode) can(l *filelock.Locker) bool {
+	if md.try(l) {
+		md.unlock(l)
+		return true
+	}
+	return false
 }
+
+// canLock and canRLock report whether l can take the lock, exclusive or
+// shared, at once, and let go of it again if so.
+func canLock(l *filelock.Locker) bool  { return exclusive.can(l) }
+func canRLock(l *filelock.Locker) bool { return shared.can(l) }
+
+// start runs md's lock call in a goroutine, and startContext its context
+// form.
+func (md mode) start(l *filelock.Locker) *call {
+	return start(md.name, func() error { md.lock(l); return nil })
+}
+
+func (md mode) startContext(ctx context.Context, l *filelock.Locker) *call {
+	return start(md.contextName, func() error { return md.lockContext(l, ctx) })
+}
+
+// startLock, startRLock and the context forms start the call in a goroutine.
+func startLock(l *filelock.Locker) *call  { return exclusive.start(l) }
+func startRLock(l *filelock.Locker) *call { return shared.start(l) }
 
 func startLockContext(ctx context.Context, l *filelock.Locker) *call {
-	return start("LockContext", func() error { return l.LockContext(ctx) })
+	return exclusive.startContext(ctx, l)
 }
 
 func startRLockContext(ctx context.Context, l *filelock.Locker) *call {
-	return start("RLockContext", func() error { return l.RLockContext(ctx) })
+	return shared.startContext(ctx, l)
 }
 
 // blocked reports whether the call is still running after blockWindow, and
@@ -104,6 +140,15 @@ func (c *call) wait(t *testing.T, why string) error {
 	}
 }
 
+// wantCanceled waits for the call, whose context was cancelled as how
+// says, and fails t unless it returned context.Canceled.
+func (c *call) wantCanceled(t *testing.T, how string) {
+	t.Helper()
+	if err := c.wait(t, "its context was cancelled"); !errors.Is(err, context.Canceled) {
+		t.Errorf("%s %s: %v, want context.Canceled", c.name, how, err)
+	}
+}
+
 // mustReturn waits for the call and fails t unless it succeeded.
 func (c *call) mustReturn(t *testing.T, why string) {
 	t.Helper()
@@ -129,13 +174,7 @@ func eventually(cond func() bool) bool {
 // TryRLock reports by failing while no other process holds the lock.
 func writerQueued(t *testing.T, l *filelock.Locker) {
 	t.Helper()
-	ok := eventually(func() bool {
-		if l.TryRLock() {
-			l.RUnlock()
-			return false
-		}
-		return true
-	})
+	ok := eventually(func() bool { return !canRLock(l) })
 	if !ok {
 		t.Fatal("TryRLock kept succeeding: the writer never queued")
 	}
@@ -165,11 +204,7 @@ func sharedElsewhere(t *testing.T, dir string, id uint32) bool {
 	m := open(t, dir)
 	defer m.Close()
 	l := mustRetrieve(t, m, id)
-	if l.TryRLock() {
-		l.RUnlock()
-		return true
-	}
-	return false
+	return canRLock(l)
 }
 
 // rwEnv is what a check of the in-process semantics works on: two Lockers
@@ -192,8 +227,8 @@ func TestRWInProcess(t *testing.T) {
 		fn   func(t *testing.T, e rwEnv)
 	}{
 		{"ReadersTogether", checkReadersTogether},
-		{"WriterExcludesReaders", checkWriterExcludesReaders},
-		{"ReadersExcludeWriter", checkReadersExcludeWriter},
+		{"WriterExcludesReaders", checkExcludes(exclusive, shared)},
+		{"ReadersExcludeWriter", checkExcludes(shared, exclusive)},
 		{"WriterPreference", checkWriterPreference},
 		{"TryRLock", checkTryRLock},
 		{"CancelQueued", checkCancelQueued},
@@ -256,12 +291,10 @@ func checkReadersTogether(t *testing.T, e rwEnv) {
 	if !sharedElsewhere(t, e.dir, e.id) {
 		t.Error("another Manager could not share the lock with this process's readers")
 	}
-	if e.other.TryLock() {
-		e.other.Unlock()
+	if canLock(e.other) {
 		t.Error("another Manager took the lock exclusively while readers held it")
 	}
-	if e.a.TryLock() {
-		e.a.Unlock()
+	if canLock(e.a) {
 		t.Error("TryLock succeeded while readers held the lock")
 	}
 	close(release)
@@ -273,58 +306,35 @@ func checkReadersTogether(t *testing.T, e rwEnv) {
 	}
 }
 
-// checkWriterExcludesReaders: while a writer holds the lock, RLock blocks,
-// TryRLock fails and RLockContext times out; Unlock lets the reader in.
-func checkWriterExcludesReaders(t *testing.T, e rwEnv) {
-	e.a.Lock()
-	r := startRLock(e.b)
-	if r.blocked(t, "a writer holds the lock") {
-		if e.b.TryRLock() {
-			e.b.RUnlock()
-			t.Error("TryRLock succeeded while a writer holds the lock")
+// checkExcludes returns the check that while a Locker holds the lock in
+// mode held, a call in mode waits blocks, its Try form fails and its
+// context form times out; that unlocking lets it in; and that meanwhile
+// another Manager cannot take the lock in mode held.
+func checkExcludes(held, waits mode) func(t *testing.T, e rwEnv) {
+	return func(t *testing.T, e rwEnv) {
+		held.lock(e.a)
+		c := waits.start(e.b)
+		if c.blocked(t, "a "+held.holder+" holds the lock") {
+			if waits.can(e.b) {
+				t.Errorf("Try%s succeeded while a %s holds the lock", waits.name, held.holder)
+			}
+			ctx, cancel := context.WithTimeout(t.Context(), 20*time.Millisecond)
+			err := waits.lockContext(e.b, ctx)
+			cancel()
+			if !errors.Is(err, context.DeadlineExceeded) {
+				t.Errorf("%s while a %s holds the lock: %v, want DeadlineExceeded", waits.contextName, held.holder, err)
+			}
 		}
-		ctx, cancel := context.WithTimeout(t.Context(), 20*time.Millisecond)
-		err := e.b.RLockContext(ctx)
-		cancel()
-		if !errors.Is(err, context.DeadlineExceeded) {
-			t.Errorf("RLockContext while a writer holds the lock: %v, want DeadlineExceeded", err)
+		held.unlock(e.a)
+		c.mustReturn(t, "the "+held.holder+" unlocked")
+		if held.can(e.other) {
+			t.Errorf("another Manager took the lock (%s) while a %s held it", held.name, waits.holder)
 		}
-	}
-	e.a.Unlock()
-	r.mustReturn(t, "the writer unlocked")
-	if e.other.TryLock() {
-		e.other.Unlock()
-		t.Error("another Manager took the lock exclusively while a reader held it")
-	}
-	e.b.RUnlock()
-	if heldElsewhere(t, e.dir, e.id) {
-		t.Error("lock still held after RUnlock")
-	}
-}
-
-// checkReadersExcludeWriter: while a reader holds the lock, Lock blocks,
-// TryLock fails and LockContext times out; RUnlock lets the writer in.
-func checkReadersExcludeWriter(t *testing.T, e rwEnv) {
-	e.a.RLock()
-	w := startLock(e.b)
-	if w.blocked(t, "a reader holds the lock") {
-		if e.b.TryLock() {
-			e.b.Unlock()
-			t.Error("TryLock succeeded while a reader holds the lock")
-		}
-		ctx, cancel := context.WithTimeout(t.Context(), 20*time.Millisecond)
-		err := e.b.LockContext(ctx)
-		cancel()
-		if !errors.Is(err, context.DeadlineExceeded) {
-			t.Errorf("LockContext while a reader holds the lock: %v, want DeadlineExceeded", err)
+		waits.unlock(e.b)
+		if heldElsewhere(t, e.dir, e.id) {
+			t.Errorf("lock still held after %s's unlock", waits.name)
 		}
 	}
-	e.a.RUnlock()
-	w.mustReturn(t, "the reader unlocked")
-	if sharedElsewhere(t, e.dir, e.id) {
-		t.Error("another Manager shared the lock while a writer held it")
-	}
-	e.b.Unlock()
 }
 
 // checkWriterPreference: a reader that arrives while a writer waits queues
@@ -359,28 +369,23 @@ func checkTryRLock(t *testing.T, e rwEnv) {
 	if !e.b.TryRLock() {
 		t.Fatal("TryRLock failed while only a reader held the lock")
 	}
-	if !e.other.TryRLock() {
+	if !canRLock(e.other) {
 		t.Error("another Manager's TryRLock failed while only readers held the lock")
-	} else {
-		e.other.RUnlock()
 	}
 	w := startLock(e.b)
 	writerQueued(t, e.a)
-	if e.a.TryRLock() {
-		e.a.RUnlock()
+	if canRLock(e.a) {
 		t.Error("TryRLock succeeded while a writer waited")
 	}
 	e.a.RUnlock()
 	e.b.RUnlock()
 	w.mustReturn(t, "the readers unlocked")
-	if e.a.TryRLock() {
-		e.a.RUnlock()
+	if canRLock(e.a) {
 		t.Error("TryRLock succeeded while a writer held the lock")
 	}
 	e.b.Unlock()
 	e.other.Lock()
-	if e.a.TryRLock() {
-		e.a.RUnlock()
+	if canRLock(e.a) {
 		t.Error("TryRLock succeeded while another Manager held the lock exclusively")
 	}
 	e.other.Unlock()
@@ -402,9 +407,7 @@ func checkCancelQueued(t *testing.T, e rwEnv) {
 	begin := time.Now()
 	cancel()
 	for _, c := range []*call{w, r} {
-		if err := c.wait(t, "its context was cancelled"); !errors.Is(err, context.Canceled) {
-			t.Errorf("%s queued and cancelled: %v, want context.Canceled", c.name, err)
-		}
+		c.wantCanceled(t, "queued and cancelled")
 	}
 	t.Logf("cancelled queued callers returned within %v", time.Since(begin))
 	e.a.Unlock()
@@ -427,9 +430,7 @@ func checkCancelQueuedWriterAdmitsReaders(t *testing.T, e rwEnv) {
 	r := startRLock(e.b)
 	r.blocked(t, "a writer waits")
 	cancel()
-	if err := w.wait(t, "its context was cancelled"); !errors.Is(err, context.Canceled) {
-		t.Errorf("LockContext cancelled: %v, want context.Canceled", err)
-	}
+	w.wantCanceled(t, "cancelled")
 	r.mustReturn(t, "the writer it queued behind was cancelled")
 	e.b.RUnlock()
 	e.a.RUnlock()
@@ -443,33 +444,20 @@ func checkCancelQueuedWriterAdmitsReaders(t *testing.T, e rwEnv) {
 // takes and releases the lock when the holder lets go.
 func checkCancelKernelWaiter(t *testing.T, e rwEnv) {
 	e.other.Lock()
-	for _, write := range []bool{true, false} {
+	for _, md := range modes {
 		ctx, cancel := context.WithCancel(t.Context())
-		var c *call
-		if write {
-			c = startLockContext(ctx, e.a)
-		} else {
-			c = startRLockContext(ctx, e.a)
-		}
+		c := md.startContext(ctx, e.a)
 		c.blocked(t, "another Manager holds the lock")
 		begin := time.Now()
 		cancel()
-		if err := c.wait(t, "its context was cancelled"); !errors.Is(err, context.Canceled) {
-			t.Errorf("%s cancelled in the kernel: %v, want context.Canceled", c.name, err)
-		}
+		c.wantCanceled(t, "cancelled in the kernel")
 		t.Logf("%s cancelled in the kernel returned within %v", c.name, time.Since(begin))
 	}
 	e.other.Unlock()
 	if !freeElsewhere(t, e.dir, e.id) {
 		t.Fatal("lock still held long after the holder unlocked and every waiter was cancelled")
 	}
-	if !eventually(func() bool {
-		if e.b.TryLock() {
-			e.b.Unlock()
-			return true
-		}
-		return false
-	}) {
+	if !eventually(func() bool { return canLock(e.b) }) {
 		t.Fatal("TryLock in the process kept failing after its cancelled waiters")
 	}
 }
@@ -484,15 +472,12 @@ func checkHandoffToWriter(t *testing.T, e rwEnv) {
 	w := startLock(e.b)
 	w.blocked(t, "another Manager holds the lock")
 	cancel()
-	if err := c.wait(t, "its context was cancelled"); !errors.Is(err, context.Canceled) {
-		t.Errorf("LockContext cancelled: %v, want context.Canceled", err)
-	}
+	c.wantCanceled(t, "cancelled")
 	if w.blocked(t, "another Manager still holds the lock") {
 		e.other.Unlock()
 	}
 	w.mustReturn(t, "the other Manager unlocked")
-	if e.other.TryRLock() {
-		e.other.RUnlock()
+	if canRLock(e.other) {
 		t.Error("another Manager shared the lock the handoff gave a writer")
 	}
 	e.b.Unlock()
@@ -513,19 +498,14 @@ func checkHandoffToReaders(t *testing.T, e rwEnv) {
 	r2 := startRLockContext(t.Context(), e.a)
 	r1.blocked(t, "another Manager holds the lock")
 	cancel()
-	if err := c.wait(t, "its context was cancelled"); !errors.Is(err, context.Canceled) {
-		t.Errorf("LockContext cancelled: %v, want context.Canceled", err)
-	}
+	c.wantCanceled(t, "cancelled")
 	e.other.Unlock()
 	r1.mustReturn(t, "the other Manager unlocked")
 	r2.mustReturn(t, "the other Manager unlocked")
-	if !e.other.TryRLock() {
+	if !canRLock(e.other) {
 		t.Error("another Manager could not share the lock that readers hold")
-	} else {
-		e.other.RUnlock()
 	}
-	if e.other.TryLock() {
-		e.other.Unlock()
+	if canLock(e.other) {
 		t.Error("another Manager took the lock exclusively while readers held it")
 	}
 	e.b.RUnlock()
@@ -571,69 +551,12 @@ func checkMisuse(t *testing.T, e rwEnv) {
 	if panicValue(e.b.Unlock) == nil {
 		t.Error("Unlock of a read-locked lock did not panic")
 	}
-	if !e.other.TryRLock() {
+	if !canRLock(e.other) {
 		t.Error("the lock is no longer read-locked after a misplaced Unlock")
-	} else {
-		e.other.RUnlock()
 	}
 	e.b.RUnlock()
 	if heldElsewhere(t, e.dir, e.id) {
 		t.Error("lock held after RUnlock")
-	}
-}
-
-// TestCloseDuringKernelWait closes a Manager while LockContext waits in
-// the kernel: the waiter gives up when cancelled, callers after Close get
-// lock.ErrClosed, and once the holder lets go the kernel waiter releases
-// the lock and its descriptor instead of handing it to anyone.
-func TestCloseDuringKernelWait(t *testing.T) {
-	t.Parallel()
-	for _, write := range []bool{true, false} {
-		name := "RLockContext"
-		if write {
-			name = "LockContext"
-		}
-		t.Run(name, func(t *testing.T) {
-			t.Parallel()
-			m := create(t, 10)
-			dir := m.Dir()
-			holder := holdInChild(t, dir, 1)
-			l := mustRetrieve(t, m, 1)
-			ctx, cancel := context.WithCancel(t.Context())
-			var c *call
-			if write {
-				c = startLockContext(ctx, l)
-			} else {
-				c = startRLockContext(ctx, l)
-			}
-			c.blocked(t, "a child process holds the lock")
-			queued := startLockContext(t.Context(), mustRetrieve(t, m, 1))
-			queued.blocked(t, "a child process holds the lock")
-			if err := m.Close(); err != nil {
-				t.Fatal(err)
-			}
-			if err := l.LockContext(t.Context()); !errors.Is(err, lock.ErrClosed) {
-				t.Errorf("LockContext after Close: %v, want lock.ErrClosed", err)
-			}
-			cancel()
-			if err := c.wait(t, "its context was cancelled"); !errors.Is(err, context.Canceled) {
-				t.Errorf("%s cancelled after Close: %v, want context.Canceled", name, err)
-			}
-			if n := fdsUnder(t, dir); n != 1 {
-				t.Errorf("%d descriptors open under the directory while the kernel waiter waits, want 1", n)
-			}
-			holder.stdin.Close()
-			holder.wait(t)
-			if err := queued.wait(t, "the holder unlocked"); !errors.Is(err, lock.ErrClosed) {
-				t.Errorf("LockContext queued when the Manager was closed: %v, want lock.ErrClosed", err)
-			}
-			if !freeElsewhere(t, dir, 1) {
-				t.Error("lock still held after the holder exited: the kernel waiter kept it")
-			}
-			if n := fdsUnderSettled(t, dir); n != 0 {
-				t.Errorf("%d descriptors still open under the directory after the kernel waiter finished", n)
-			}
-		})
 	}
 }
 
@@ -674,28 +597,19 @@ func TestRWStress(t *testing.T) {
 			l := lockers[g%len(lockers)]
 			for range rounds {
 				write := rng.IntN(3) == 0
+				md := shared
+				if write {
+					md = exclusive
+				}
 				ok := true
 				switch rng.IntN(3) {
 				case 0:
-					if write {
-						l.Lock()
-					} else {
-						l.RLock()
-					}
+					md.lock(l)
 				case 1:
-					if write {
-						ok = l.TryLock()
-					} else {
-						ok = l.TryRLock()
-					}
+					ok = md.try(l)
 				case 2:
 					ctx, cancel := context.WithTimeout(context.Background(), time.Duration(rng.IntN(300))*time.Microsecond)
-					var err error
-					if write {
-						err = l.LockContext(ctx)
-					} else {
-						err = l.RLockContext(ctx)
-					}
+					err := md.lockContext(l, ctx)
 					cancel()
 					if err != nil && !errors.Is(err, context.DeadlineExceeded) {
 						t.Errorf("context lock: %v", err)
@@ -710,11 +624,7 @@ func TestRWStress(t *testing.T) {
 					time.Sleep(time.Duration(rng.IntN(100)) * time.Microsecond)
 				}
 				leave(write)
-				if write {
-					l.Unlock()
-				} else {
-					l.RUnlock()
-				}
+				md.unlock(l)
 			}
 		})
 	}
@@ -727,55 +637,55 @@ func TestRWStress(t *testing.T) {
 		t.Error("lock still held after every goroutine finished")
 	}
 	for _, l := range lockers {
-		if !eventually(func() bool {
-			if l.TryLock() {
-				l.Unlock()
-				return true
-			}
-			return false
-		}) {
+		if !eventually(func() bool { return canLock(l) }) {
 			t.Error("TryLock kept failing after every goroutine finished")
 		}
 	}
 }
 
-// TestCloseWithReaders closes a Manager while readers hold a lock: the
-// shared lock stays held until the last RUnlock, which closes the
-// descriptor, and new shared locking fails with lock.ErrClosed.
-func TestCloseWithReaders(t *testing.T) {
+// TestSharedAcrossProcesses checks that RLock holders in two processes
+// coexist, with this process's reader too, and exclude a Lock in a third
+// until both let go; and that a writer in another process excludes them.
+func TestSharedAcrossProcesses(t *testing.T) {
 	t.Parallel()
 	m := create(t, 10)
 	dir := m.Dir()
-	a, b := mustRetrieve(t, m, 2), mustRetrieve(t, m, 2)
-	a.RLock()
-	b.RLock()
-	if err := m.Close(); err != nil {
-		t.Fatal(err)
+	l := mustRetrieve(t, m, 5)
+	r1, r2, w := startRW(t, dir, 5), startRW(t, dir, 5), startRW(t, dir, 5)
+	r1.Send("sh")
+	r1.Expect("locked", patience)
+	r2.Send("sh")
+	r2.Expect("locked", patience) // stops the test if r2 is never let in
+	if !canRLock(l) {
+		t.Error("TryRLock failed while only readers in other processes hold the lock")
 	}
-	if !sharedElsewhere(t, dir, 2) || !heldElsewhere(t, dir, 2) {
-		t.Error("Close released the readers' shared lock")
+	if canLock(l) {
+		t.Error("TryLock succeeded while readers in other processes hold the lock")
 	}
-	if n := fdsUnder(t, dir); n != 1 {
-		t.Errorf("after Close, %d descriptors are open in the directory, want 1 (the readers')", n)
+	w.Send("ex")
+	if w.Quiet(blockWindow, "readers in two other processes hold the lock") {
+		r1.Send("run")
+		r1.Expect("unlocked", patience)
+		w.Quiet(blockWindow, "a reader in another process still holds the lock")
+		r2.Send("run")
+		r2.Expect("unlocked", patience)
 	}
-	for name, fn := range map[string]func(){"RLock": a.RLock, "TryRLock": func() { a.TryRLock() }} {
-		v := panicValue(fn)
-		if err, ok := v.(error); !ok || !errors.Is(err, lock.ErrClosed) {
-			t.Errorf("%s after Close panicked with %v, want an error matching lock.ErrClosed", name, v)
+	w.Expect("locked", patience)
+	r1.Send("sh")
+	if r1.Quiet(blockWindow, "a writer in another process holds the lock") {
+		if canRLock(l) {
+			t.Error("TryRLock succeeded while a writer in another process holds the lock")
 		}
+		w.Send("un")
+		w.Expect("unlocked", patience)
 	}
-	if err := a.RLockContext(t.Context()); !errors.Is(err, lock.ErrClosed) {
-		t.Errorf("RLockContext after Close: %v, want lock.ErrClosed", err)
+	r1.Expect("locked", patience)
+	r1.Send("run")
+	r1.Expect("unlocked", patience)
+	for _, c := range []*childproc.Child{r1, r2, w} {
+		c.Wait(childExit)
 	}
-	a.RUnlock()
-	if !heldElsewhere(t, dir, 2) {
-		t.Error("the first RUnlock after Close released the lock another reader holds")
-	}
-	b.RUnlock()
-	if heldElsewhere(t, dir, 2) {
-		t.Error("lock still held after the last RUnlock")
-	}
-	if n := fdsUnder(t, dir); n != 0 {
-		t.Errorf("after the last RUnlock, %d descriptors are open in the directory", n)
+	if heldElsewhere(t, dir, 5) {
+		t.Error("lock held after every child exited")
 	}
 }

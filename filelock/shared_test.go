@@ -3,7 +3,6 @@
 package filelock
 
 import (
-	"bytes"
 	"fmt"
 	"io"
 	"os"
@@ -65,9 +64,9 @@ func childMember(a memberArgs) memberResult {
 	}
 	defer m.Close()
 	for id := range uint32(a.Locks) {
-		l, err := m.RetrieveLock(id)
+		l, err := m.Retrieve(id)
 		if err == nil {
-			err = lockUnlock(l.(*Locker))
+			err = lockUnlock(l)
 		}
 		if err != nil {
 			r.Err = fmt.Sprintf("lock %d: %v", id, err)
@@ -92,48 +91,30 @@ func lockUnlock(l *Locker) (err error) {
 	return nil
 }
 
-// member is a child running childMember as a user.
-type member struct {
-	cmd    *exec.Cmd
-	stdin  io.WriteCloser
-	stdout bytes.Buffer
-	stderr bytes.Buffer
+// startMember starts a child running childMember as a user.
+func startMember(t *testing.T, exe string, a memberArgs, cred *syscall.Credential) *childproc.Child {
+	t.Helper()
+	return childproc.Start(t, hardenChild("member", a, cred, exe))
 }
 
-func startMember(t *testing.T, exe string, a memberArgs, cred *syscall.Credential) *member {
+// waitMember ends the input of mb, if not already, and returns its result,
+// and whether SIGKILL ended it.
+func waitMember(t *testing.T, mb *childproc.Child) (r memberResult, killed bool) {
 	t.Helper()
-	mb := &member{cmd: childproc.Command(t, hardenChild("member", a, cred, exe))}
-	mb.cmd.Stdout, mb.cmd.Stderr = &mb.stdout, &mb.stderr
-	var err error
-	if mb.stdin, err = mb.cmd.StdinPipe(); err != nil {
-		t.Fatal(err)
-	}
-	if err := mb.cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { mb.cmd.Process.Kill() })
-	return mb
-}
-
-// wait returns the child's result, and whether SIGKILL ended it.
-func (mb *member) wait(t *testing.T) (r memberResult, killed bool) {
-	t.Helper()
-	mb.stdin.Close() // if not already
-
-	err := mb.cmd.Wait()
-	if childproc.Killed(err) {
+	mb.CloseStdin()
+	if childproc.Killed(mb.Err()) {
 		return r, true
 	}
-	if childproc.Result(mb.stdout.Bytes(), &r) == nil {
+	if mb.Result(&r) == nil {
 		return r, false
 	}
-	t.Fatalf("member: %v, printed no result:\n%s\n%s", err, mb.stdout.Bytes(), mb.stderr.Bytes())
+	t.Fatalf("%v: %v, printed no result; stderr:\n%s", mb, mb.Err(), mb.Stderr())
 	return r, false
 }
 
 func runMember(t *testing.T, exe string, a memberArgs, cred *syscall.Credential) (memberResult, bool) {
 	t.Helper()
-	return startMember(t, exe, a, cred).wait(t)
+	return waitMember(t, startMember(t, exe, a, cred))
 }
 
 // newGroup creates a throwaway group with the given users as members,
@@ -268,10 +249,10 @@ func TestSharedStartAtOnce(t *testing.T) {
 				a := memberArgs{Dir: dir, GID: gid, Locks: 3, KillAt: -1, Pause: 2 * time.Millisecond, InPlace: inPlace, WaitOpen: true}
 				ma, mb := startMember(t, exe, a, credA), startMember(t, exe, a, credB)
 				time.Sleep(20 * time.Millisecond) // both are waiting on stdin
-				ma.stdin.Close()
-				mb.stdin.Close()
-				ra, _ := ma.wait(t)
-				rb, _ := mb.wait(t)
+				ma.CloseStdin()
+				mb.CloseStdin()
+				ra, _ := waitMember(t, ma)
+				rb, _ := waitMember(t, mb)
 				if ra.Err != "" || rb.Err != "" {
 					t.Errorf("round %d: A: %q; B: %q", round, ra.Err, rb.Err)
 				}

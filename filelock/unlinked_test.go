@@ -49,7 +49,7 @@ func TestUnlinkedInUse(t *testing.T) {
 	if out, err := exec.Command("rm", m.LockPath(3)).CombinedOutput(); err != nil {
 		t.Fatalf("rm: %v: %s", err, out)
 	}
-	want := []filelock.Unlinked{{Path: realPath(t, m.LockPath(3)), PID: holder.cmd.Process.Pid, Exclusive: true}}
+	want := []filelock.Unlinked{{Path: realPath(t, m.LockPath(3)), PID: holder.Pid(), Exclusive: true}}
 	if us := unlinked(t, m); !slices.Equal(us, want) {
 		t.Errorf("lock file 3 deleted while held: Unlinked = %+v, want %+v", us, want)
 	}
@@ -95,57 +95,6 @@ func heldBy(t *testing.T, path string, pid int) bool {
 		}
 	}
 	return false
-}
-
-// TestWaiters blocks flock(1) on a lock a child holds: Waiters must list
-// it, and Holders must not.
-func TestWaiters(t *testing.T) {
-	if _, err := exec.LookPath("flock"); err != nil {
-		t.Skip("needs flock(1)")
-	}
-	m := create(t, 16)
-	holder := holdInChild(t, m.Dir(), 5)
-	path, err := m.LockFile(5)
-	if err != nil {
-		t.Fatal(err)
-	}
-	w := exec.Command("flock", "-s", path, "true")
-	if err := w.Start(); err != nil {
-		t.Fatal(err)
-	}
-	done := make(chan error, 1)
-	go func() { done <- w.Wait() }()
-	t.Cleanup(func() { w.Process.Kill() })
-	want := []filelock.Holder{{ID: 5, PID: w.Process.Pid, Exclusive: false}}
-	var ws []filelock.Holder
-	waitFor(t, "flock(1) to wait", func() bool {
-		if ws, err = m.Waiters(); err != nil {
-			t.Fatal(err)
-		}
-		return len(ws) > 0
-	})
-	if !slices.Equal(ws, want) {
-		t.Errorf("Waiters = %+v, want %+v", ws, want)
-	}
-	hs, err := m.Holders()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if len(hs) != 1 || hs[0].PID != holder.cmd.Process.Pid {
-		t.Errorf("Holders = %+v, want only the child %d", hs, holder.cmd.Process.Pid)
-	}
-	holder.stdin.Close()
-	select {
-	case err := <-done:
-		if err != nil {
-			t.Errorf("flock(1) after the release: %v", err)
-		}
-	case <-time.After(10 * time.Second):
-		t.Fatal("flock(1) still waiting 10s after the release")
-	}
-	if ws, err := m.Waiters(); err != nil || len(ws) != 0 {
-		t.Errorf("Waiters after the release = %+v, %v", ws, err)
-	}
 }
 
 // waitFor polls cond for up to 10 seconds.

@@ -76,13 +76,13 @@ func TestWaitFigures(t *testing.T) {
 	l := mustRetrieve(t, m, id)
 	holder := startRW(t, m.Dir(), id)
 	hold := func() {
-		holder.send(t, "rawex")
-		holder.expect(t, "locked")
+		holder.Send("rawex")
+		holder.Expect("locked", patience)
 	}
 	// release makes the holder let go and returns when it called flock.
 	release := func() int64 {
-		holder.send(t, "rawun")
-		t0, err := strconv.ParseInt(holder.next(t), 10, 64)
+		holder.Send("rawun")
+		t0, err := strconv.ParseInt(holder.Next(patience), 10, 64)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -185,7 +185,7 @@ func TestWaitFigures(t *testing.T) {
 	}
 	fmt.Printf("FIGURE cancel in-kernel median %v p90 %v max %v (%d rounds)\n", pct(inK, 50), pct(inK, 90), pct(inK, 100), rounds)
 	fmt.Printf("FIGURE cancel queued median %v p90 %v max %v (%d rounds)\n", pct(queued, 50), pct(queued, 90), pct(queued, 100), rounds)
-	holder.finish(t)
+	holder.Wait(childExit)
 }
 
 // pct returns the p-th percentile of ds (nearest rank).

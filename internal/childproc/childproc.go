@@ -14,7 +14,9 @@
 //   - a binary built with -race does not sleep a second at exit
 //     (GORACE=atexit_sleep_ms=0).
 //
-// Files: childproc.go starts children and plays the child's side;
+// Files: childproc.go builds a child's command and plays the child's side;
+// child.go is a running child that talks to its test line by line (Start),
+// the one used by filelock, lock/locktest and internal/torture;
 // syncbuffer.go is the stderr buffer that the parent reads while the child
 // writes; killed_unix.go tells a SIGKILL apart from other deaths;
 // user_linux.go makes the throwaway users, and the directory and copy of the
@@ -31,6 +33,7 @@ import (
 	"strings"
 	"syscall"
 	"testing"
+	"time"
 )
 
 // The environment variables that carry a child's role and arguments.
@@ -58,6 +61,10 @@ type Spec struct {
 	Dir string
 	// SysProcAttr, if not nil, is the child's: its credentials, for one.
 	SysProcAttr *syscall.SysProcAttr
+	// Grace is how long Start's clean-up lets the child of a passing test
+	// exit on its own once its input is closed, before it kills it; 0
+	// kills it at once.
+	Grace time.Duration
 }
 
 // Command returns the command that starts the child s describes, not yet

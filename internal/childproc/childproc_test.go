@@ -1,9 +1,14 @@
 package childproc_test
 
 import (
+	"bufio"
+	"fmt"
 	"os"
+	"runtime"
 	"strings"
+	"sync"
 	"testing"
+	"time"
 
 	"github.com/lockdir/lockdir/internal/childproc"
 )
@@ -17,16 +22,33 @@ type echoResult struct {
 }
 
 func TestMain(m *testing.M) {
-	if childproc.Role("childproc") == "echo" {
+	switch childproc.Role("childproc") {
+	case "":
+		os.Exit(m.Run())
+	case "echo":
 		var a echoArgs
 		if err := childproc.Args(&a); err != nil {
 			os.Stderr.WriteString(err.Error() + "\n")
 			os.Exit(2)
 		}
 		childproc.Reply(echoResult{strings.Join(a.Words, " "), childproc.Role("other"), os.Getenv("GORACE")})
-		os.Exit(0)
+	case "talk":
+		// Print "ready", then echo every line of input, then "bye" at
+		// its end.
+		fmt.Println("ready")
+		in := bufio.NewScanner(os.Stdin)
+		for in.Scan() {
+			fmt.Println(in.Text())
+		}
+		fmt.Println("bye")
+	case "print":
+		// Print two lines, the second without a newline, and exit.
+		fmt.Print("one\ntwo")
+	case "fail":
+		fmt.Fprintln(os.Stderr, "the reason")
+		os.Exit(3)
 	}
-	os.Exit(m.Run())
+	os.Exit(0)
 }
 
 // TestRoundTrip starts a child in a role, and checks that it reads its
@@ -62,5 +84,118 @@ func TestNotAChild(t *testing.T) {
 	var r echoResult
 	if err := childproc.Result([]byte("PASS\nok\n"), &r); err == nil {
 		t.Error("Result found a result in output without one")
+	}
+}
+
+// TestChildTalks holds a conversation with a child line by line: it
+// prints, stays quiet while it waits for input, answers, and says goodbye
+// at the end of its input.
+func TestChildTalks(t *testing.T) {
+	c := childproc.Start(t, childproc.Spec{Role: "childproc/talk"})
+	c.Expect("ready", 10*time.Second)
+	if !c.Quiet(50*time.Millisecond, "it waits for input") {
+		t.Fatal("Quiet returned false for a child waiting for input")
+	}
+	c.Send("hello")
+	c.Expect("hello", 10*time.Second)
+	c.CloseStdin()
+	if got := c.Next(10 * time.Second); got != "bye" {
+		t.Errorf("after its input ended the child printed %q, want \"bye\"", got)
+	}
+	c.Wait(10 * time.Second)
+	if err := c.Err(); err != nil {
+		t.Errorf("Err of a child that exited with status 0 = %v", err)
+	}
+}
+
+// TestChildOutputAfterExit checks that lines a child printed stay readable
+// once it has exited, a last line without a newline included.
+func TestChildOutputAfterExit(t *testing.T) {
+	c := childproc.Start(t, childproc.Spec{Role: "childproc/print"})
+	<-c.Exited()
+	for _, want := range []string{"one", "two"} {
+		if got := c.Next(0); got != want {
+			t.Errorf("Next after exit = %q, want %q", got, want)
+		}
+	}
+}
+
+// recorder is a testing.TB that records the failures a Child reports
+// instead of failing the test; Fatalf ends the goroutine, as in a test.
+type recorder struct {
+	testing.TB
+	mu    sync.Mutex
+	fails []string
+}
+
+func (r *recorder) Helper() {}
+
+func (r *recorder) Errorf(format string, args ...any) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.fails = append(r.fails, fmt.Sprintf(format, args...))
+}
+
+func (r *recorder) Fatalf(format string, args ...any) {
+	r.Errorf(format, args...)
+	runtime.Goexit()
+}
+
+// run calls fn in a goroutine of its own, so that Fatalf can end it, and
+// returns the failures reported.
+func (r *recorder) run(fn func()) []string {
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		fn()
+	}()
+	<-done
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	fails := r.fails
+	r.fails = nil
+	return fails
+}
+
+// TestChildFailures checks that a Child reports what goes wrong, with the
+// child's standard error: a line that does not come or is not the one
+// expected, output where there should be none, and an exit status other
+// than 0.
+func TestChildFailures(t *testing.T) {
+	r := &recorder{TB: t}
+	talk := childproc.Start(r, childproc.Spec{Role: "childproc/talk"})
+	fail := childproc.Start(r, childproc.Spec{Role: "childproc/fail"})
+	for _, tc := range []struct {
+		name string
+		fn   func()
+		want string // in the one failure reported
+	}{
+		{"Expect of another line", func() { talk.Expect("hello", 10*time.Second) }, `printed "ready", want "hello"`},
+		{"Next with nothing printed", func() { talk.Next(50 * time.Millisecond) }, "printed nothing within 50ms"},
+		{"Quiet while it prints", func() { talk.Send("x"); talk.Quiet(10*time.Second, "it should not") }, `printed "x", but it should not`},
+		{"Next after exit with no output", func() { fail.Next(10 * time.Second) }, "exited (exit status 3) with no more output; stderr:\nthe reason"},
+		{"Quiet after exit", func() { fail.Quiet(10*time.Second, "it should live") }, "exited, but it should live"},
+		{"Wait on exit status 3", func() { fail.Wait(10 * time.Second) }, "exit status 3; stderr:\nthe reason"},
+	} {
+		fails := r.run(tc.fn)
+		if len(fails) != 1 || !strings.Contains(fails[0], tc.want) {
+			t.Errorf("%s: reported %q, want one failure with %q", tc.name, fails, tc.want)
+		}
+	}
+	if fails := r.run(func() { talk.Wait(10 * time.Second) }); len(fails) != 0 {
+		t.Errorf("Wait on a child that exited with status 0 reported %q", fails)
+	}
+}
+
+// TestChildResult checks that a Child decodes the result its child wrote
+// with Reply.
+func TestChildResult(t *testing.T) {
+	c := childproc.Start(t, childproc.Spec{Role: "childproc/echo", Args: echoArgs{[]string{"c", "d"}}})
+	var r echoResult
+	if err := c.Result(&r); err != nil {
+		t.Fatal(err)
+	}
+	if r.Joined != "c d" {
+		t.Errorf("the child joined its arguments to %q, want \"c d\"", r.Joined)
 	}
 }

@@ -3,7 +3,6 @@
 package torture
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"encoding/binary"
@@ -11,16 +10,13 @@ import (
 	"errors"
 	"flag"
 	"fmt"
-	"io"
 	"maps"
 	"math/rand/v2"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
@@ -59,65 +55,26 @@ func figure(t *testing.T, format string, args ...any) {
 	t.Logf("FIGURE %s: %s", t.Name(), fmt.Sprintf(format, args...))
 }
 
-// child is a re-executed test binary running a child role.
-type child struct {
-	cmd    *exec.Cmd
-	pid    int
-	stdout *bufio.Reader
-	stderr childproc.SyncBuffer
-	done   chan struct{} // closed once reaped
-	err    error         // from Wait, valid after done
-	out    bytes.Buffer  // remaining stdout, valid after done
-}
-
-func spawn(t *testing.T, role string, a ChildArgs) *child {
+// spawn starts the test binary in a torture role with arguments a. The
+// child is killed at the end of the test if it is still running.
+func spawn(t *testing.T, role string, a ChildArgs) *childproc.Child {
 	t.Helper()
-	cmd := childproc.Command(t, childproc.Spec{Role: "torture/" + role, Args: a})
-	c := &child{cmd: cmd, done: make(chan struct{})}
-	cmd.Stderr = &c.stderr
-	pr, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	c.pid = cmd.Process.Pid
-	c.stdout = bufio.NewReader(pr)
-	return c
+	return childproc.Start(t, childproc.Spec{Role: "torture/" + role, Args: a})
 }
 
-// readyLine waits for the child's first line of output.
-func (c *child) readyLine(timeout time.Duration) error {
-	ch := make(chan error, 1)
-	go func() {
-		l, err := c.stdout.ReadString('\n')
-		if err == nil && l != "ready\n" {
-			err = fmt.Errorf("unexpected output %q", l)
-		}
-		ch <- err
-	}()
-	select {
-	case err := <-ch:
-		return err
-	case <-time.After(timeout):
-		return errors.New("timed out waiting for ready")
+// describe tells how a child ended, for a failure.
+func describe(c *childproc.Child) string {
+	return fmt.Sprintf("%v: %v; stderr: %s", c, c.Err(), strings.TrimSpace(c.Stderr()))
+}
+
+// killChild sends c SIGKILL, waits until it is reaped, and stops the test
+// unless SIGKILL is what ended it.
+func killChild(t *testing.T, c *childproc.Child) {
+	t.Helper()
+	c.Kill()
+	if !childproc.Killed(c.Err()) {
+		t.Fatalf("%s", describe(c))
 	}
-}
-
-// reap waits for the child in the background; stdout is drained first.
-func (c *child) reap() {
-	go func() {
-		io.Copy(&c.out, c.stdout)
-		c.err = c.cmd.Wait()
-		close(c.done)
-	}()
-}
-
-func (c *child) killed() bool { return childproc.Killed(c.err) }
-
-func (c *child) describe() string {
-	return fmt.Sprintf("child %d: %v; stderr: %s", c.pid, c.err, strings.TrimSpace(c.stderr.String()))
 }
 
 func setup(t *testing.T, capacity uint32) (dir, work string) {
@@ -150,22 +107,20 @@ func TestTortureMutex(t *testing.T) {
 	dir, work := setup(t, 64)
 	a := ChildArgs{Dir: dir, Work: work, IDs: *idsFlag, Goroutines: *gorFlag, Hold: *holdFlag, Deadline: Mono() + int64(d)}
 	start := time.Now()
-	var kids []*child
+	var kids []*childproc.Child
 	for i := range *procsFlag {
 		a.Seed = uint64(i)
-		c := spawn(t, "mutex", a)
-		c.reap()
-		kids = append(kids, c)
+		kids = append(kids, spawn(t, "mutex", a))
 	}
 	done := make([]int, a.IDs)
 	for _, c := range kids {
-		<-c.done
-		if c.err != nil {
-			t.Fatalf("%s", c.describe())
+		if c.Err() != nil {
+			t.Fatalf("%s", describe(c))
 		}
 		var n []int
-		if err := json.Unmarshal(c.out.Bytes(), &n); err != nil || len(n) != a.IDs {
-			t.Fatalf("child %d printed %q: %v", c.pid, c.out.String(), err)
+		// It has exited, so all its output is queued: Next need not wait.
+		if out := c.Next(0); json.Unmarshal([]byte(out), &n) != nil || len(n) != a.IDs {
+			t.Fatalf("%v printed %q, want %d counts in JSON", c, out, a.IDs)
 		}
 		for i := range n {
 			done[i] += n[i]
@@ -293,40 +248,35 @@ func TestTortureHolderDeath(t *testing.T) {
 	dir, work := setup(t, 64)
 	a := ChildArgs{Dir: dir, Work: work, IDs: *idsFlag, Goroutines: *gorFlag, Hold: *holdFlag}
 	rng := rand.New(rand.NewPCG(uint64(time.Now().UnixNano()), 1))
-	live := map[int]*child{}
+	live := map[int]*childproc.Child{}
 	var seed uint64
 	start := func() {
 		seed++
 		a.Seed = seed
 		c := spawn(t, "mutex", a)
-		c.reap()
-		live[c.pid] = c
+		live[c.Pid()] = c
 	}
 	for range *procsFlag {
 		start()
 	}
 	killTime := map[int]int64{}
 	kills, aimed := 0, 0
-	kill := func(c *child) {
-		killTime[c.pid] = Mono()
-		c.cmd.Process.Signal(syscall.SIGKILL)
-		<-c.done
-		if !c.killed() {
-			t.Fatalf("%s", c.describe())
-		}
-		delete(live, c.pid)
+	kill := func(c *childproc.Child) {
+		killTime[c.Pid()] = Mono()
+		killChild(t, c)
+		delete(live, c.Pid())
 	}
 	end := time.Now().Add(d)
 	for time.Now().Before(end) {
 		time.Sleep(time.Duration(10+rng.IntN(90)) * time.Millisecond)
 		for _, c := range live {
 			select {
-			case <-c.done:
-				t.Fatalf("exited on its own: %s", c.describe())
+			case <-c.Exited():
+				t.Fatalf("exited on its own: %s", describe(c))
 			default:
 			}
 		}
-		var victim *child
+		var victim *childproc.Child
 		if rng.IntN(2) == 0 {
 			// Aim at a process that holds a lock right now.
 			for id := range a.IDs {
@@ -455,7 +405,7 @@ func TestTortureRegistryCrash(t *testing.T) {
 	end := time.Now().Add(d)
 	for time.Now().Before(end) && violations == 0 {
 		rounds++
-		var kids []*child
+		var kids []*childproc.Child
 		// Every fourth round is one process with WithFsync, alone: it
 		// spends most of its time in fsync, half of it between the
 		// journal write and the page write, where a kill leaves a
@@ -471,13 +421,7 @@ func TestTortureRegistryCrash(t *testing.T) {
 		}
 		readyAt := time.Now()
 		for _, c := range kids {
-			if err := c.readyLine(10 * time.Second); err != nil {
-				c.cmd.Process.Kill()
-				c.reap()
-				<-c.done
-				t.Fatalf("%v: %s", err, c.describe())
-			}
-			c.reap()
+			c.Expect("ready", 10*time.Second)
 		}
 		// Kill each at its own random instant within 40 ms.
 		delays := make([]time.Duration, len(kids))
@@ -487,11 +431,7 @@ func TestTortureRegistryCrash(t *testing.T) {
 		slices.Sort(delays)
 		for i, c := range kids {
 			time.Sleep(time.Until(readyAt.Add(delays[i])))
-			c.cmd.Process.Signal(syscall.SIGKILL)
-			<-c.done
-			if !c.killed() {
-				t.Fatalf("%s", c.describe())
-			}
+			killChild(t, c)
 			kills++
 			if i == len(kids)-1 && journalPending(t, filepath.Join(dir, "registry")) {
 				// Everyone is dead and a kill landed between the

@@ -52,5 +52,8 @@
 // helpers every check uses; contract.go checks the contract from one
 // goroutine, goroutines.go between goroutines, process.go between
 // processes (with the child side), and shared.go the shared locks of an
-// RWLocker.
+// RWLocker. The suite's own tests run it on a reference manager of flock'd
+// files (ref_unix_test.go) and, in locktest_test.go, on in-memory managers
+// with deliberate bugs (mem_test.go, memrw_test.go for shared locks), to see
+// each check fail where it should.
 package locktest

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"runtime"
 	"slices"
@@ -54,148 +53,24 @@ func processSetup(t *testing.T) {
 	}
 }
 
-// A child is a child process of the test, playing a role of runChild.
-type child struct {
-	t      *testing.T
-	role   string
-	cmd    *exec.Cmd
-	stdin  io.WriteCloser
-	lines  chan string   // lines of standard output
-	quit   chan struct{} // closed to discard further lines
-	exited chan struct{} // closed once the child is reaped
-	err    error         // the result of Wait, once exited is closed
-	stderr childproc.SyncBuffer
-}
-
 // startChild starts the test binary as a child process in the given role,
-// on the locks at addr, with further environment variables env. The child
-// is killed, if still running, and reaped when t ends.
-func startChild(t *testing.T, role, addr string, env ...string) *child {
+// on the locks at addr, with further environment variables env. At the end
+// of t the child's input is closed and it is given patience to exit before
+// it is killed.
+func startChild(t *testing.T, role, addr string, env ...string) *childproc.Child {
 	t.Helper()
 	exe, err := os.Executable()
 	if err != nil {
 		t.Fatal(err)
 	}
-	c := &child{
-		t:      t,
-		role:   role,
-		lines:  make(chan string),
-		quit:   make(chan struct{}),
-		exited: make(chan struct{}),
-	}
 	// Command's -test.run=^$ keeps a test binary that does not call Main
 	// from running the tests again.
-	c.cmd = childproc.Command(t, childproc.Spec{
-		Role: "locktest/" + role,
-		Exe:  exe,
-		Env:  append([]string{envAddr + "=" + addr}, env...),
+	return childproc.Start(t, childproc.Spec{
+		Role:  "locktest/" + role,
+		Exe:   exe,
+		Env:   append([]string{envAddr + "=" + addr}, env...),
+		Grace: patience,
 	})
-	c.cmd.Stderr = &c.stderr
-	stdout, err := c.cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if c.stdin, err = c.cmd.StdinPipe(); err != nil {
-		t.Fatal(err)
-	}
-	if err := c.cmd.Start(); err != nil {
-		t.Fatalf("starting child %s: %v", role, err)
-	}
-	go func() {
-		sc := bufio.NewScanner(stdout)
-		for sc.Scan() {
-			select {
-			case c.lines <- sc.Text():
-			case <-c.quit:
-			}
-		}
-		close(c.lines)
-		c.err = c.cmd.Wait()
-		close(c.exited)
-	}()
-	t.Cleanup(func() {
-		close(c.quit)
-		c.stdin.Close()
-		if !t.Failed() {
-			select {
-			case <-c.exited:
-			case <-time.After(patience):
-			}
-		}
-		c.cmd.Process.Kill()
-		<-c.exited
-	})
-	return c
-}
-
-// next returns the next line of output of c. It stops the test if there is
-// none within timeout.
-func (c *child) next(timeout time.Duration) string {
-	c.t.Helper()
-	select {
-	case line, ok := <-c.lines:
-		if !ok {
-			<-c.exited
-			c.t.Fatalf("child %s exited (%v) with no more output; stderr:\n%s", c.role, c.err, c.stderr.String())
-		}
-		return line
-	case <-time.After(timeout):
-		c.t.Fatalf("child %s printed nothing within %v; stderr:\n%s", c.role, timeout, c.stderr.String())
-		panic("unreachable")
-	}
-}
-
-// expect reads the next line of output of c and stops the test unless it
-// is want.
-func (c *child) expect(want string, timeout time.Duration) {
-	c.t.Helper()
-	if got := c.next(timeout); got != want {
-		c.t.Fatalf("child %s printed %q, want %q; stderr:\n%s", c.role, got, want, c.stderr.String())
-	}
-}
-
-// quiet reports whether c prints nothing for blockWindow. It reports an
-// error if c prints something.
-func (c *child) quiet(why string) bool {
-	c.t.Helper()
-	select {
-	case line, ok := <-c.lines:
-		if ok {
-			c.t.Errorf("child %s printed %q, but %s", c.role, line, why)
-		} else {
-			c.t.Errorf("child %s exited, but %s", c.role, why)
-		}
-		return false
-	case <-time.After(blockWindow):
-		return true
-	}
-}
-
-// send writes a line to the standard input of c.
-func (c *child) send(line string) {
-	c.t.Helper()
-	if _, err := io.WriteString(c.stdin, line+"\n"); err != nil {
-		c.t.Fatalf("writing to child %s: %v", c.role, err)
-	}
-}
-
-// wait closes the standard input of c, waits for it to exit, and reports
-// an error unless it succeeded.
-func (c *child) wait() {
-	c.t.Helper()
-	c.stdin.Close()
-	go func() {
-		for range c.lines {
-		}
-	}()
-	select {
-	case <-c.exited:
-	case <-time.After(patience):
-		c.t.Fatalf("child %s did not exit within %v; stderr:\n%s", c.role, patience, c.stderr.String())
-	}
-	if c.err != nil {
-		c.t.Errorf("child %s: %v; stderr:\n%s", c.role, c.err, c.stderr.String())
-	}
 }
 
 // checkChildWaitsForParent: a child blocks in Lock while the test holds
@@ -205,14 +80,14 @@ func checkChildWaitsForParent(t *testing.T, s *suite) {
 	l := allocate(t, m)
 	lockWithin(t, l, "the lock is free")
 	c := startChild(t, "hold", addr, envID+"="+fmt.Sprint(l.ID()))
-	c.expect("ready", patience)
-	if c.quiet("the test process holds the lock") {
+	c.Expect("ready", patience)
+	if c.Quiet(blockWindow, "the test process holds the lock") {
 		unlock(t, l)
-		c.expect("locked", patience)
+		c.Expect("locked", patience)
 	} else {
 		unlock(t, l)
 	}
-	c.wait()
+	c.Wait(patience)
 	lockWithin(t, l, "the child unlocked it and exited")
 	unlock(t, l)
 }
@@ -225,16 +100,16 @@ func checkParentWaitsForChild(t *testing.T, s *suite) {
 	l := allocate(t, m)
 	allocate(t, m)
 	c := startChild(t, "hold", addr, envID+"="+fmt.Sprint(l.ID()))
-	c.expect("ready", patience)
-	c.expect("locked", patience)
+	c.Expect("ready", patience)
+	c.Expect("locked", patience)
 	wantHeld(t, m, []uint32{l.ID()}, "while a child holds a lock")
 	a := tryLock(l)
 	if a.blocked(t, "a child process holds it") {
-		c.stdin.Close()
-		c.expect("unlocked", patience)
+		c.CloseStdin()
+		c.Expect("unlocked", patience)
 		a.wait(t, patience, "the child unlocked it")
 	}
-	c.wait()
+	c.Wait(patience)
 	unlock(t, l)
 	wantHeld(t, m, nil, "after the child unlocked")
 }
@@ -245,14 +120,14 @@ func checkKillReleases(t *testing.T, s *suite) {
 	m, addr := s.new(t, 4)
 	l := allocate(t, m)
 	c := startChild(t, "hold", addr, envID+"="+fmt.Sprint(l.ID()))
-	c.expect("ready", patience)
-	c.expect("locked", patience)
+	c.Expect("ready", patience)
+	c.Expect("locked", patience)
 	a := tryLock(l)
 	if !a.blocked(t, "a child process holds it") {
 		return
 	}
 	killed := time.Now()
-	if err := c.cmd.Process.Kill(); err != nil {
+	if err := c.Kill(); err != nil {
 		t.Fatalf("killing child: %v", err)
 	}
 	limit := killLimit
@@ -262,7 +137,7 @@ func checkKillReleases(t *testing.T, s *suite) {
 	at := a.wait(t, limit, "the child holding it was killed")
 	t.Logf("lock acquired %v after killing its holder", at.Sub(killed))
 	unlock(t, l)
-	<-c.exited
+	<-c.Exited()
 	wantHeld(t, m, nil, "after the holder was killed")
 }
 
@@ -272,21 +147,21 @@ func checkKillReleases(t *testing.T, s *suite) {
 func checkChildAllocations(t *testing.T, s *suite) {
 	const n = allocChildren*allocChildLocks + allocChildrenSurplus
 	m, addr := s.new(t, n)
-	var cs []*child
+	var cs []*childproc.Child
 	for range allocChildren {
 		c := startChild(t, "allocate", addr, envN+"="+fmt.Sprint(allocChildLocks))
 		cs = append(cs, c)
 	}
 	for _, c := range cs {
-		c.expect("ready", patience)
+		c.Expect("ready", patience)
 	}
 	for _, c := range cs {
-		c.send("go")
+		c.Send("go")
 	}
 	byChild := make(map[uint32]bool)
 	for _, c := range cs {
 		for range allocChildLocks {
-			line := c.next(patience)
+			line := c.Next(patience)
 			id, err := strconv.ParseUint(line, 10, 32)
 			if err != nil {
 				t.Fatalf("child allocate printed %q, want an ID", line)
@@ -296,7 +171,7 @@ func checkChildAllocations(t *testing.T, s *suite) {
 			}
 			byChild[uint32(id)] = true
 		}
-		c.wait()
+		c.Wait(patience)
 	}
 	wantAvailable(t, m, n-uint32(len(byChild)), "after allocations in children")
 	for id := range byChild {
@@ -328,8 +203,8 @@ func checkChildFree(t *testing.T, s *suite) {
 		allocate(t, m)
 	}
 	c := startChild(t, "free", addr, envID+"=2")
-	c.expect("freed", patience)
-	c.wait()
+	c.Expect("freed", patience)
+	c.Wait(patience)
 	wantAvailable(t, m, 1, "after Free in a child")
 	allocateID(t, m, 2)
 }
@@ -344,20 +219,20 @@ func checkChildCounter(t *testing.T, s *suite) {
 	if err := os.WriteFile(file, []byte("0"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	var cs []*child
+	var cs []*childproc.Child
 	for range counterChildren {
 		cs = append(cs, startChild(t, "count", addr,
 			envID+"="+fmt.Sprint(id), envN+"="+fmt.Sprint(counterChildRounds), envFile+"="+file))
 	}
 	for _, c := range cs {
-		c.expect("ready", patience)
+		c.Expect("ready", patience)
 	}
 	for _, c := range cs {
-		c.send("go")
+		c.Send("go")
 	}
 	for _, c := range cs {
-		c.expect("done", s.counterPatience())
-		c.wait()
+		c.Expect("done", s.counterPatience())
+		c.Wait(patience)
 	}
 	b, err := os.ReadFile(file)
 	if err != nil {

@@ -263,22 +263,22 @@ func checkChildSharesWithParent(t *testing.T, s *suite) {
 	id := envID + "=" + fmt.Sprint(l.ID())
 	rlockWithin(t, l, "the lock is free")
 	r := startChild(t, "rhold", addr, id)
-	r.expect("ready", patience)
-	r.expect("locked", patience)
+	r.Expect("ready", patience)
+	r.Expect("locked", patience)
 	w := startChild(t, "hold", addr, id)
-	w.expect("ready", patience)
-	if w.quiet("the test and a child hold the lock shared") {
+	w.Expect("ready", patience)
+	if w.Quiet(blockWindow, "the test and a child hold the lock shared") {
 		runlock(t, l)
-		if w.quiet("a child holds the lock shared") {
-			r.stdin.Close()
-			r.expect("unlocked", patience)
+		if w.Quiet(blockWindow, "a child holds the lock shared") {
+			r.CloseStdin()
+			r.Expect("unlocked", patience)
 		}
 	} else {
 		runlock(t, l)
 	}
-	w.expect("locked", patience)
-	r.wait()
-	w.wait()
+	w.Expect("locked", patience)
+	r.Wait(patience)
+	w.Wait(patience)
 }
 
 // checkChildWriterExcludesReaders: while a child holds the lock, RLock in
@@ -288,24 +288,24 @@ func checkChildWriterExcludesReaders(t *testing.T, s *suite) {
 	l := rw(t, allocate(t, m))
 	id := envID + "=" + fmt.Sprint(l.ID())
 	w := startChild(t, "hold", addr, id)
-	w.expect("ready", patience)
-	w.expect("locked", patience)
+	w.Expect("ready", patience)
+	w.Expect("locked", patience)
 	if l.TryRLock() {
 		t.Error("TryRLock succeeded while a child holds the lock")
 		runlock(t, l)
 	}
 	a := tryRLock(l)
 	r := startChild(t, "rhold", addr, id)
-	r.expect("ready", patience)
-	if a.blocked(t, "a child holds the lock") && r.quiet("another child holds the lock") {
-		w.stdin.Close()
-		w.expect("unlocked", patience)
+	r.Expect("ready", patience)
+	if a.blocked(t, "a child holds the lock") && r.Quiet(blockWindow, "another child holds the lock") {
+		w.CloseStdin()
+		w.Expect("unlocked", patience)
 	}
 	a.wait(t, patience, "the child unlocked")
-	r.expect("locked", patience)
+	r.Expect("locked", patience)
 	runlock(t, l)
-	r.wait()
-	w.wait()
+	r.Wait(patience)
+	w.Wait(patience)
 }
 
 // playRHold plays the child role rhold: read-lock the lock
