@@ -63,8 +63,8 @@
 // One concern per file (docs/design.md, "File map", says more): open.go
 // opens and creates a directory, perm.go checks ownership and modes, and
 // publish.go makes shared files appear whole; master.go holds the master
-// lock around the registry; registry.go knows its format, and
-// registry_file.go and dirfs.go its I/O; manager.go is the Manager API,
+// lock around the registry; registry.go knows its format, crc.go computes
+// its checksums, and registry_file.go and dirfs.go do its I/O; manager.go is the Manager API,
 // locker.go the Locker, rwstate.go the per-ID state between goroutines and
 // waiter.go the kernel waiter for contexts; fdcache.go and fdpool.go keep
 // lock descriptors open; holders*.go and unlinked*.go read the kernel's

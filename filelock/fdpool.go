@@ -6,8 +6,10 @@ import "sync"
 // in it, so a Manager that runs out of descriptors must be able to take idle
 // ones from the others: otherwise one Manager's cache of idle descriptors
 // could starve another's Lock forever. liveCaches is the one piece of
-// package-level state in filelock, and it exists for that reason alone: it
-// lists the descriptor caches of the open Managers, and nothing else.
+// package-level state in filelock that changes what a call does, and it
+// exists for that reason alone: it lists the descriptor caches of the open
+// Managers, and nothing else. (crc.go's counter only chooses how checksums
+// are computed.)
 var liveCaches struct {
 	mu     sync.Mutex
 	caches map[*fdCache]struct{}
