@@ -81,8 +81,9 @@ Global flags (accepted before or after the command name):
               free-all, status and lock (the etcd-enabled lockdir only;
               this one says so if it is not). With it: --cacert FILE,
               --cert FILE, --key FILE (TLS, as etcdctl's), --prefix P
-              (the lock space's keys, default /lockdir/), --dial-timeout
-              D (default 5s: an unreachable cluster fails after about D).
+              (the lock space's keys, default $LOCKDIR_ETCD_PREFIX or
+              /lockdir/), --dial-timeout D (default 5s: an unreachable
+              cluster fails after about D).
 
   --version   print lockdir's version and exit.
 

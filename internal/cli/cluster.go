@@ -109,7 +109,7 @@ func (c *clusterFlags) declare(fs *flag.FlagSet) {
 		{"cacert", &c.cacert, "etcd: verify the servers' certificates with this CA bundle"},
 		{"cert", &c.cert, "etcd: identify with this TLS client certificate"},
 		{"key", &c.key, "etcd: the client certificate's key"},
-		{"prefix", &c.prefix, "etcd: the lock space's key prefix (default " + DefaultPrefix + ")"},
+		{"prefix", &c.prefix, "etcd: the lock space's key prefix (default $LOCKDIR_ETCD_PREFIX, else " + DefaultPrefix + ")"},
 		{"dial-timeout", &c.timeout, "etcd: give up on an unreachable cluster after this long (default 5s)"},
 	} {
 		fs.Func(f.name, f.usage, func(v string) error { *f.p = v; c.set = append(c.set, f.name); return nil })
@@ -191,6 +191,9 @@ func (g *globals) clusterConfig(cmd string) (ClusterConfig, error) {
 	}
 	if len(c.Endpoints) == 0 {
 		return c, usageError(cmd, "%s: --etcd %q names no endpoint: want host:port,...", cmd, g.cl.endpoints())
+	}
+	if c.Prefix == "" {
+		c.Prefix = os.Getenv("LOCKDIR_ETCD_PREFIX")
 	}
 	if c.Prefix == "" {
 		c.Prefix = DefaultPrefix
