@@ -9,13 +9,19 @@ STATICCHECK := honnef.co/go/tools/cmd/staticcheck@v0.8.2
 BENCHSTAT   := golang.org/x/perf/cmd/benchstat@v0.0.0-20260908200009-22c9c6c9d4da
 FUZZTIME  ?= 30s
 
-.PHONY: all build test race bench bench-cold bench-cli lint fuzz torture torture-long clean install test-etcd etcd-demo bench-etcd cluster-etcd soak-etcd
+.PHONY: all build bin/lockdir-etcd test race bench bench-cold bench-cli lint fuzz torture torture-long clean install test-etcd etcd-demo bench-etcd cluster-etcd soak-etcd
 
 all: build test
 
 build:
 	$(GO) build $(PKGS)
 	$(GO) build -o bin/lockdir ./cmd/lockdir
+
+# The etcd-enabled lockdir (docs/cli.md, "On etcd"): the same commands,
+# plus --etcd and $LOCKDIR_ETCD. It is built from the etcdlock module, so
+# that bin/lockdir, like every filelock user, builds nothing of etcd.
+bin/lockdir-etcd:
+	cd etcdlock && $(GO) build -ldflags "-X github.com/lockdir/lockdir/internal/cli.buildRevision=$(REVISION)" -o ../bin/lockdir-etcd ./cmd/lockdir
 
 # The default test run: vet, every test under the race detector, then the
 # torture harness's short mode. About three minutes on 2 cores.
