@@ -40,7 +40,7 @@ func runClusterLock(g *globals, o *lockOptions, id uint32, argv []string) error 
 	if err != nil {
 		return errorf(exitCannotRun, "", "lock: cannot run %s: %v", argv[0], lookPathReason(err))
 	}
-	s, err := g.openSpace("lock", filelock.DefaultNumLocks)
+	s, err := openSpaceOrSignal(g, sigs)
 	if err != nil {
 		return err
 	}
@@ -60,6 +60,34 @@ func runClusterLock(g *globals, o *lockOptions, id uint32, argv []string) error 
 		return err
 	}
 	return runChildHeld(path, argv, sigs, id, h)
+}
+
+// openSpaceOrSignal opens the lock space for lock, unless a signal comes
+// first: an unreachable cluster takes up to --dial-timeout to say so, and
+// Ctrl-C must not wait for that. lockdir exits on the signal, which ends
+// the opening with the process; nothing is held yet.
+func openSpaceOrSignal(g *globals, sigs <-chan os.Signal) (Space, error) {
+	type result struct {
+		s   Space
+		err error
+	}
+	opened := make(chan result, 1)
+	go func() {
+		s, err := g.openSpace("lock", filelock.DefaultNumLocks)
+		opened <- result{s, err}
+	}()
+	for {
+		select {
+		case r := <-opened:
+			return r.s, r.err
+		case s := <-sigs:
+			if s == syscall.SIGTSTP {
+				stopSelf()
+				continue
+			}
+			return nil, signalStatus(s)
+		}
+	}
 }
 
 // takeClusterLock waits for lock id for as long as o says. A signal while
