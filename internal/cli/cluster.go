@@ -9,6 +9,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/lockdir/lockdir/filelock"
 	"github.com/lockdir/lockdir/lock"
 )
 
@@ -31,18 +32,27 @@ type ClusterConfig struct {
 	Timeout           time.Duration // --dial-timeout: bounds the dial and each request
 }
 
+// Admin is what alloc, free and free-all use of a lock directory or a
+// lock space: a *filelock.Manager and every Space satisfy it, and the three
+// commands run the same code (admin.go) on both.
+type Admin interface {
+	AllocateLock() (lock.Locker, error)
+	AllocateAndRetrieveLock(id uint32) (lock.Locker, error)
+	RetrieveLock(id uint32) (lock.Locker, error)
+	Allocated() ([]uint32, error) // ascending
+	FreeAllLocks() error
+}
+
+var _ Admin = (*filelock.Manager)(nil)
+
 // A Space is a lock space on a cluster: lock.Manager's calls that the
 // commands use, with errors in place of panics.
 type Space interface {
+	Admin
 	// Where names the lock space in messages, as a directory's path
 	// does on files.
 	Where() string
 	Capacity() uint32
-	AllocateLock() (lock.Locker, error)
-	AllocateAndRetrieveLock(id uint32) (lock.Locker, error)
-	Allocated() ([]uint32, error)
-	Free(id uint32) error
-	FreeAllLocks() error
 	// Holders lists the holder and the waiters of every lock that has
 	// any, in ID order, each lock's holder first.
 	Holders() ([]ClusterHolder, error)

@@ -5,8 +5,6 @@ import (
 	"flag"
 	"fmt"
 	"slices"
-	"strconv"
-	"strings"
 	"text/tabwriter"
 
 	"github.com/lockdir/lockdir/filelock"
@@ -108,27 +106,16 @@ func clusterAlloc(g *globals, ids []uint32) error {
 		return err
 	}
 	defer s.Close()
-	if len(ids) == 0 {
-		l, err := s.AllocateLock()
-		if err != nil {
-			return err
-		}
-		fmt.Fprintln(stdout, l.ID())
-		return nil
-	}
 	if err := checkSpaceIDs(s, ids); err != nil {
 		return err
 	}
-	l, err := s.AllocateAndRetrieveLock(ids[0])
-	if err != nil {
-		return err
-	}
-	fmt.Fprintln(stdout, l.ID())
-	return nil
+	return allocIn(s, ids)
 }
 
-// clusterFree frees ids after checking that every one is allocated, as
-// runFree does on files.
+// unchanged passes an error from reading a lock space's allocations on as
+// it is: it names the space and the endpoints already.
+func unchanged(err error) error { return err }
+
 func clusterFree(g *globals, ids []uint32) error {
 	slices.Sort(ids)
 	ids = slices.Compact(ids)
@@ -140,34 +127,7 @@ func clusterFree(g *globals, ids []uint32) error {
 	if err := checkSpaceIDs(s, ids); err != nil {
 		return err
 	}
-	allocated, err := s.Allocated()
-	if err != nil {
-		return err
-	}
-	var notAllocated []string
-	for _, id := range ids {
-		if _, found := slices.BinarySearch(allocated, id); !found {
-			notAllocated = append(notAllocated, strconv.FormatUint(uint64(id), 10))
-		}
-	}
-	if len(notAllocated) > 0 {
-		what := "lock " + notAllocated[0] + " is"
-		if len(notAllocated) > 1 {
-			what = "locks " + strings.Join(notAllocated, ", ") + " are"
-		}
-		return errorf(exitConflict, "run 'lockdir status' to see the allocated locks",
-			"%s not allocated; nothing was freed", what)
-	}
-	for i, id := range ids {
-		if err := s.Free(id); err != nil {
-			hint := "nothing was freed; run 'lockdir status'"
-			if i > 0 {
-				hint = fmt.Sprintf("locks %v were freed before it; run 'lockdir status'", ids[:i])
-			}
-			return errorf(exitConflict, hint, "freeing lock %d: %v", id, err)
-		}
-	}
-	return nil
+	return freeIn(s, ids, unchanged)
 }
 
 func clusterFreeAll(g *globals) error {
@@ -176,15 +136,7 @@ func clusterFreeAll(g *globals) error {
 		return err
 	}
 	defer s.Close()
-	allocated, err := s.Allocated()
-	if err != nil {
-		return err
-	}
-	if err := s.FreeAllLocks(); err != nil {
-		return err
-	}
-	fmt.Fprintf(stdout, "freed %d locks\n", len(allocated))
-	return nil
+	return freeAllIn(s, unchanged)
 }
 
 // clusterStatusJSON is 'status --json' on etcd: the fields of statusJSON

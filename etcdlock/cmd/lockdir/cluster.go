@@ -92,13 +92,7 @@ func (s *space) AllocateAndRetrieveLock(id uint32) (lock.Locker, error) {
 	return s.m.AllocateAndRetrieveLock(id)
 }
 
-func (s *space) Free(id uint32) error {
-	l, err := s.m.RetrieveLock(id)
-	if err != nil {
-		return err
-	}
-	return l.Free()
-}
+func (s *space) RetrieveLock(id uint32) (lock.Locker, error) { return s.m.RetrieveLock(id) }
 
 func (s *space) Holders() ([]cli.ClusterHolder, error) {
 	hs, err := s.m.Holders()
