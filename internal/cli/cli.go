@@ -83,7 +83,8 @@ Global flags (accepted before or after the command name):
               --cert FILE, --key FILE (TLS, as etcdctl's), --prefix P
               (the lock space's keys, default $LOCKDIR_ETCD_PREFIX or
               /lockdir/), --dial-timeout D (default 5s: an unreachable
-              cluster fails after about D).
+              cluster fails after about D), --ttl D (default 10s: a dead
+              holder's lock is free within D).
 
   --version   print lockdir's version and exit.
 

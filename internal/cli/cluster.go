@@ -30,6 +30,7 @@ type ClusterConfig struct {
 	CACert, Cert, Key string        // TLS files, as etcdctl's --cacert, --cert and --key
 	Prefix            string        // the lock space's key prefix, --prefix
 	Timeout           time.Duration // --dial-timeout: bounds the dial and each request
+	TTL               time.Duration // --ttl: the session lease's TTL, 0 for the backend's default
 }
 
 // Admin is what alloc, free and free-all use of a lock directory or a
@@ -104,8 +105,8 @@ const DefaultClusterTimeout = 5 * time.Second
 // clusterFlags are the flags that select a cluster; they are accepted
 // everywhere the global flags are.
 type clusterFlags struct {
-	etcd, cacert, cert, key, prefix, timeout string
-	set                                      []string // the names given, for errors
+	etcd, cacert, cert, key, prefix, timeout, ttl string
+	set                                           []string // the names given, for errors
 }
 
 // declare adds the cluster flags to fs.
@@ -121,6 +122,7 @@ func (c *clusterFlags) declare(fs *flag.FlagSet) {
 		{"key", &c.key, "etcd: the client certificate's key"},
 		{"prefix", &c.prefix, "etcd: the lock space's key prefix (default $LOCKDIR_ETCD_PREFIX, else " + DefaultPrefix + ")"},
 		{"dial-timeout", &c.timeout, "etcd: give up on an unreachable cluster after this long (default 5s)"},
+		{"ttl", &c.ttl, "etcd: the lease TTL of lock's holder, whole seconds: a dead holder's lock is free within it (default 10s)"},
 	} {
 		fs.Func(f.name, f.usage, func(v string) error { *f.p = v; c.set = append(c.set, f.name); return nil })
 	}
@@ -141,6 +143,8 @@ func (c *clusterFlags) lookup(name string) *string {
 		return &c.prefix
 	case "dial-timeout":
 		return &c.timeout
+	case "ttl":
+		return &c.ttl
 	}
 	return nil
 }
@@ -217,6 +221,13 @@ func (g *globals) clusterConfig(cmd string) (ClusterConfig, error) {
 			return c, usageError(cmd, "%s: --dial-timeout %q is not a positive duration such as 5s", cmd, g.cl.timeout)
 		}
 		c.Timeout = d
+	}
+	if g.cl.ttl != "" {
+		d, err := time.ParseDuration(g.cl.ttl)
+		if err != nil || d < time.Second {
+			return c, usageError(cmd, "%s: --ttl %q is not a duration of a second or more, such as 10s", cmd, g.cl.ttl)
+		}
+		c.TTL = d
 	}
 	return c, nil
 }

@@ -157,7 +157,7 @@ func (p *lockArgs) flag(a string) error {
 			p.g.group = v
 		}
 		return nil
-	case "etcd", "cacert", "cert", "key", "prefix", "dial-timeout":
+	case "etcd", "cacert", "cert", "key", "prefix", "dial-timeout", "ttl":
 		v, err := value()
 		if err != nil {
 			return err
@@ -240,7 +240,7 @@ func lockFlagsHelp() string {
 	}
 	b.WriteString("  --dir DIR\n    \tthe lock directory (see 'lockdir -h')\n")
 	b.WriteString("  --group GROUP\n    \tshare the lock directory with this group (see 'lockdir -h')\n")
-	b.WriteString("  --etcd HOST:PORT,... --cacert FILE --cert FILE --key FILE --prefix P --dial-timeout D\n    \tlock on an etcd cluster instead (etcd-enabled lockdir only; see 'lockdir -h')\n")
+	b.WriteString("  --etcd HOST:PORT,... --cacert FILE --cert FILE --key FILE --prefix P --dial-timeout D --ttl D\n    \tlock on an etcd cluster instead (etcd-enabled lockdir only; see 'lockdir -h')\n")
 	return b.String()
 }
 

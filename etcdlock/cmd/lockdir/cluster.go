@@ -38,7 +38,11 @@ func (etcdCluster) Open(c cli.ClusterConfig, numLocks uint32) (cli.Space, error)
 	if err != nil {
 		return nil, err
 	}
-	m, err := etcdlock.New(client, c.Prefix, numLocks, etcdlock.WithTimeout(c.Timeout))
+	opts := []etcdlock.Option{etcdlock.WithTimeout(c.Timeout)}
+	if c.TTL > 0 {
+		opts = append(opts, etcdlock.WithTTL(c.TTL))
+	}
+	m, err := etcdlock.New(client, c.Prefix, numLocks, opts...)
 	if err != nil {
 		client.Close()
 		return nil, err
