@@ -6,6 +6,7 @@ import (
 	"flag"
 	"fmt"
 	"os"
+	"slices"
 	"strings"
 	"time"
 
@@ -173,6 +174,9 @@ func errNoCluster(cmd string) error {
 func (g *globals) onCluster(cmd string) (bool, error) {
 	eps := g.cl.endpoints()
 	if eps == "" {
+		if slices.Contains(g.cl.set, "etcd") {
+			return false, usageError(cmd, "%s: --etcd is empty: want host:port,...", cmd)
+		}
 		if len(g.cl.set) > 0 {
 			return false, usageError(cmd, "%s: --%s needs --etcd or $LOCKDIR_ETCD", cmd, g.cl.set[0])
 		}
