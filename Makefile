@@ -9,13 +9,19 @@ STATICCHECK := honnef.co/go/tools/cmd/staticcheck@v0.8.2
 BENCHSTAT   := golang.org/x/perf/cmd/benchstat@v0.0.0-20260908200009-22c9c6c9d4da
 FUZZTIME  ?= 30s
 
-.PHONY: all build test race bench bench-cold bench-cli lint fuzz torture torture-long clean install test-etcd etcd-demo bench-etcd cluster-etcd soak-etcd
+.PHONY: all build bin/lockdir-etcd test race bench bench-cold bench-cli lint fuzz torture torture-long clean install test-etcd etcd-demo etcd-cli-demo bench-etcd cluster-etcd soak-etcd
 
 all: build test
 
 build:
 	$(GO) build $(PKGS)
 	$(GO) build -o bin/lockdir ./cmd/lockdir
+
+# The etcd-enabled lockdir (docs/cli.md, "On etcd"): the same commands,
+# plus --etcd and $LOCKDIR_ETCD. It is built from the etcdlock module, so
+# that bin/lockdir, like every filelock user, builds nothing of etcd.
+bin/lockdir-etcd:
+	cd etcdlock && $(GO) build -ldflags "-X github.com/lockdir/lockdir/internal/cli.buildRevision=$(REVISION)" -o ../bin/lockdir-etcd ./cmd/lockdir
 
 # The default test run: vet, every test under the race detector, then the
 # torture harness's short mode. About three minutes on 2 cores.
@@ -47,6 +53,21 @@ soak-etcd:
 # Two processes contend for one lock through an embedded etcd.
 etcd-demo:
 	cd etcdlock && $(GO) run ./cmd/etcd-demo
+
+# The etcd-enabled lockdir against an embedded etcd (etcd-demo -serve): one
+# lockdir holds lock 7 for a second while status names it and another
+# lockdir, refused with -n, then waits its turn.
+etcd-cli-demo: bin/lockdir-etcd
+	cd etcdlock && $(GO) build -o ../bin/etcd-demo ./cmd/etcd-demo
+	@rm -f bin/etcd.addr; bin/etcd-demo -serve bin/etcd.addr & pid=$$!; trap "kill $$pid" EXIT; \
+	for i in $$(seq 300); do test -s bin/etcd.addr && break; sleep 0.1; done; \
+	export LOCKDIR_ETCD=$$(cat bin/etcd.addr) LOCKDIR_ETCD_PREFIX=/lockdir-cli-demo/; echo "LOCKDIR_ETCD=$$LOCKDIR_ETCD"; \
+	bin/lockdir-etcd init --num-locks 16 && \
+	{ bin/lockdir-etcd lock 7 -- sh -c 'echo "A: holding lock 7 for a second"; touch bin/etcd.held; sleep 1; echo "A: done"' & a=$$!; } && \
+	for i in $$(seq 300); do test -e bin/etcd.held && break; sleep 0.02; done; rm -f bin/etcd.held; \
+	bin/lockdir-etcd status && \
+	{ bin/lockdir-etcd lock -n 7 -- true; echo "B: lock -n 7 exits $$? while A holds it"; } && \
+	bin/lockdir-etcd lock --verbose 7 -- echo "B: holding lock 7 after A" && wait $$a
 
 bench-etcd:
 	cd etcdlock && $(GO) test -run '^$$' -bench . -count 10 -timeout 60m . | tee ../bench-etcd.txt

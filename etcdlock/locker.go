@@ -129,17 +129,17 @@ func (l *Locker) doneErr(ctx context.Context, err error) error {
 // If the lock was lost (Lost is closed), Unlock still returns at once and
 // leaves the Locker unlocked: the holder key is gone, or goes with the
 // lease within the TTL. If etcd cannot be reached, Unlock does not panic
-// either: it abandons the session, whose lease then expires within the TTL,
-// taking this and every other lock held through the Manager with it (their
-// Lost channels are closed).
+// or wait either: it retries the delete in the background while the
+// session lives, so the lock is free in etcd once etcd answers (or once the
+// lease expires), and the Manager's other locks stay held. Until then a
+// Lock of the same ID through this Manager waits.
 func (l *Locker) Unlock() {
 	st := l.st
 	h := st.hold.Swap(nil)
 	if h == nil {
 		panic(fmt.Sprintf("etcdlock: Unlock of unlocked lock %d in %s", st.id, l.m.k.p))
 	}
-	l.m.release(h)
-	<-st.sem
+	l.m.release(h, func() { <-st.sem })
 }
 
 // Token returns the fencing token of the current hold of the lock: the etcd

@@ -6,6 +6,7 @@ import (
 	"os"
 	"strconv"
 	"sync/atomic"
+	"time"
 
 	"go.etcd.io/etcd/api/v3/mvccpb"
 	clientv3 "go.etcd.io/etcd/client/v3"
@@ -198,12 +199,53 @@ func (m *Manager) withdraw(s *session, key string) error {
 	return nil
 }
 
-// release deletes the holder key of h. If the session is already lost, the
-// key is gone or goes with the lease, and release does not wait for etcd.
-func (m *Manager) release(h *hold) {
+// release deletes the holder key of h, then calls done, which gives up
+// the in-process turn at the lock. If the session is already lost, the key
+// is gone or goes with the lease, and release does not wait for etcd.
+//
+// If the delete fails on a live session, release retries it in the
+// background, with a backoff up to a second, until it succeeds or the
+// session ends (the key then goes with the lease), and calls done only
+// then. It does not abandon the session, as withdraw does: the session's
+// other locks stay held, and this one is free as soon as etcd answers.
+// The key's fate is unknown meanwhile, and only this process may touch it:
+// a Lock of the same ID here would find the key under the same name and
+// adopt it, with the old hold's token. Holding the turn until the delete
+// is done makes that Lock wait instead.
+func (m *Manager) release(h *hold, done func()) {
 	if !h.sess.alive() {
 		go m.withdraw(h.sess, h.key)
+		done()
 		return
 	}
-	m.withdraw(h.sess, h.key)
+	if m.deleteKey(h.key) == nil {
+		done()
+		return
+	}
+	go func() {
+		defer done()
+		for delay := 10 * time.Millisecond; ; delay = min(2*delay, time.Second) {
+			t := time.NewTimer(delay)
+			select {
+			case <-t.C:
+			case <-h.sess.done():
+				t.Stop()
+				return
+			case <-m.ctx.Done():
+				t.Stop()
+				return
+			}
+			if m.deleteKey(h.key) == nil {
+				return
+			}
+		}
+	}()
+}
+
+// deleteKey deletes key, bounded by the timeout.
+func (m *Manager) deleteKey(key string) error {
+	ctx, cancel := m.reqCtx()
+	defer cancel()
+	_, err := m.cli.Delete(ctx, key)
+	return err
 }

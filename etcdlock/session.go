@@ -69,9 +69,11 @@ func (m *Manager) session(ctx context.Context) (*session, error) {
 }
 
 // abandon drops s as the Manager's session, if it is, and revokes its
-// lease in the background. Unlock calls it when it cannot delete a holder
-// key: without keepalives the lease, and so the key, expires within the
-// TTL even if the revoke does not reach etcd either.
+// lease in the background. withdraw calls it when it cannot delete the key
+// of a failed attempt to lock, and acquire when a waiter's session ended:
+// without keepalives the lease, and so the key, expires within the TTL
+// even if the revoke does not reach etcd either. (Unlock retries its
+// delete instead; see release.)
 func (m *Manager) abandon(s *session) {
 	m.sessMu.Lock()
 	if m.sess == s {

@@ -29,7 +29,7 @@ func TestNoHeavyDependencies(t *testing.T) {
 		"os/user",
 		"net",
 	}
-	for _, pkg := range []string{"github.com/lockdir/lockdir/filelock", "github.com/lockdir/lockdir/cmd/lockdir"} {
+	for _, pkg := range []string{"github.com/lockdir/lockdir/filelock", "github.com/lockdir/lockdir/internal/cli", "github.com/lockdir/lockdir/cmd/lockdir"} {
 		// Non-test builds: go list without -test.
 		out, err := exec.Command(goCmd, "list", "-deps", pkg).Output()
 		if err != nil {

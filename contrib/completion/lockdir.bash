@@ -13,7 +13,7 @@ _lockdir() {
 	fi
 
 	local commands="init alloc free free-all resize path status lock check version help"
-	local global="--dir --group --version -h --help"
+	local global="--dir --group --etcd --cacert --cert --key --prefix --dial-timeout --ttl --version -h --help"
 
 	case $prev in
 	--dir)
@@ -25,7 +25,12 @@ _lockdir() {
 		COMPREPLY=($(compgen -g -- "$cur"))
 		return
 		;;
-	-w | --wait | --timeout | -E | --conflict-exit-code | --num-locks | --procs | --seconds)
+	--cacert | --cert | --key)
+		compopt -o filenames 2>/dev/null
+		COMPREPLY=($(compgen -f -- "$cur"))
+		return
+		;;
+	-w | --wait | --timeout | -E | --conflict-exit-code | --num-locks | --procs | --seconds | --etcd | --prefix | --dial-timeout | --ttl)
 		return
 		;;
 	esac
@@ -34,7 +39,7 @@ _lockdir() {
 	local i cmd="" cmdi=0
 	for ((i = 1; i < cword; i++)); do
 		case ${words[i]} in
-		--dir | --group) ((i++)) ;;
+		--dir | --group | --etcd | --cacert | --cert | --key | --prefix | --dial-timeout | --ttl) ((i++)) ;;
 		-*) ;;
 		*)
 			cmd=${words[i]}
@@ -61,7 +66,7 @@ _lockdir() {
 		for ((j = cmdi + 1; j < cword; j++)); do
 			case ${words[j]} in
 			--) argstart=$((j + 1)); break ;;
-			-w | --wait | --timeout | -E | --conflict-exit-code | -c | --command | --dir | --group) ((j++)) ;;
+			-w | --wait | --timeout | -E | --conflict-exit-code | -c | --command | --dir | --group | --etcd | --cacert | --cert | --key | --prefix | --dial-timeout | --ttl) ((j++)) ;;
 			-*) ;;
 			*)
 				if [[ -z $id ]]; then
@@ -83,7 +88,7 @@ _lockdir() {
 			return
 		fi
 		if [[ $cur == -* ]]; then
-			COMPREPLY=($(compgen -W "-s --shared -x -e --exclusive -n --nb --nonblock -w --wait --timeout -E --conflict-exit-code -o --close -c --command -F --no-fork --verbose --dir --group -h --help" -- "$cur"))
+			COMPREPLY=($(compgen -W "-s --shared -x -e --exclusive -n --nb --nonblock -w --wait --timeout -E --conflict-exit-code -o --close -c --command -F --no-fork --verbose --dir --group --etcd --cacert --cert --key --prefix --dial-timeout --ttl -h --help" -- "$cur"))
 		elif [[ -n $id ]]; then
 			COMPREPLY=($(compgen -c -- "$cur"))
 		fi

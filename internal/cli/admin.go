@@ -10,6 +10,7 @@ import (
 	"strings"
 
 	"github.com/lockdir/lockdir/filelock"
+	"github.com/lockdir/lockdir/lock"
 )
 
 var initCmd = &command{
@@ -110,25 +111,31 @@ ID so that no one else is handed it; it does not lock anything.`,
 				return err
 			}
 			defer m.Close()
-			if len(ids) == 0 {
-				l, err := m.AllocateLock()
-				if err != nil {
+			if len(ids) > 0 {
+				if _, err := checkIDs(m, ids); err != nil {
 					return err
 				}
-				fmt.Fprintln(stdout, l.ID())
-				return nil
 			}
-			if _, err := checkIDs(m, ids); err != nil {
-				return err
-			}
-			l, err := m.AllocateAndRetrieveLock(ids[0])
-			if err != nil {
-				return err
-			}
-			fmt.Fprintln(stdout, l.ID())
-			return nil
+			return allocIn(m, ids)
 		}
 	},
+}
+
+// allocIn allocates the lowest free lock of a, or ids[0] if given, which
+// the caller has checked against the capacity, and prints its ID.
+func allocIn(a Admin, ids []uint32) error {
+	var l lock.Locker
+	var err error
+	if len(ids) == 0 {
+		l, err = a.AllocateLock()
+	} else {
+		l, err = a.AllocateAndRetrieveLock(ids[0])
+	}
+	if err != nil {
+		return err
+	}
+	fmt.Fprintln(stdout, l.ID())
+	return nil
 }
 
 var freeCmd = &command{
@@ -162,11 +169,17 @@ func runFree(g *globals, ids []uint32) error {
 		return err
 	}
 	defer m.Close()
-	if err := checkAllocated(m, ids); err != nil {
+	return freeIn(m, ids, func(err error) error { return dirError(m.Dir(), err) })
+}
+
+// freeIn frees ids, which are sorted, of a, after checking that every one
+// of them is allocated. readErr explains an error reading the allocations.
+func freeIn(a Admin, ids []uint32, readErr func(error) error) error {
+	if err := checkAllocated(a, ids, readErr); err != nil {
 		return err
 	}
 	for i, id := range ids {
-		l, err := m.RetrieveLock(id)
+		l, err := a.RetrieveLock(id)
 		if err == nil {
 			err = l.Free()
 		}
@@ -186,10 +199,10 @@ func runFree(g *globals, ids []uint32) error {
 
 // checkAllocated fails, naming them, if any of ids, which are sorted,
 // is not allocated.
-func checkAllocated(m *filelock.Manager, ids []uint32) error {
-	allocated, err := m.Allocated()
+func checkAllocated(a Admin, ids []uint32, readErr func(error) error) error {
+	allocated, err := a.Allocated()
 	if err != nil {
-		return dirError(m.Dir(), err)
+		return readErr(err)
 	}
 	var notAllocated []string
 	for _, id := range ids {
@@ -233,17 +246,23 @@ reboot, before re-allocating every ID. Without --yes it refuses (exit 2).`,
 				return err
 			}
 			defer m.Close()
-			allocated, err := m.Allocated()
-			if err != nil {
-				return dirError(m.Dir(), err)
-			}
-			if err := m.FreeAllLocks(); err != nil {
-				return err
-			}
-			fmt.Fprintf(stdout, "freed %d locks\n", len(allocated))
-			return nil
+			return freeAllIn(m, func(err error) error { return dirError(m.Dir(), err) })
 		}
 	},
+}
+
+// freeAllIn frees every lock of a and says how many were allocated.
+// readErr explains an error reading the allocations.
+func freeAllIn(a Admin, readErr func(error) error) error {
+	allocated, err := a.Allocated()
+	if err != nil {
+		return readErr(err)
+	}
+	if err := a.FreeAllLocks(); err != nil {
+		return err
+	}
+	fmt.Fprintf(stdout, "freed %d locks\n", len(allocated))
+	return nil
 }
 
 var resizeCmd = &command{

@@ -37,6 +37,7 @@ type command struct {
 type globals struct {
 	dir   string
 	group string // --group: share the directory with this group
+	cl    clusterFlags
 }
 
 var stdout io.Writer = os.Stdout
@@ -75,13 +76,22 @@ Global flags (accepted before or after the command name):
               GID), as $LOCKDIR_GROUP does: a directory made with it is
               mode 02770 and its files 0660; without it, 0700 and 0600,
               and a group-writable directory is refused.
+  --etcd HOST:PORT,...  lock on this etcd cluster instead of a directory,
+              as a non-empty $LOCKDIR_ETCD does: init, alloc, free,
+              free-all, status and lock (the etcd-enabled lockdir only;
+              this one says so if it is not). With it: --cacert FILE,
+              --cert FILE, --key FILE (TLS, as etcdctl's), --prefix P
+              (the lock space's keys, default $LOCKDIR_ETCD_PREFIX or
+              /lockdir/), --dial-timeout D (default 5s: an unreachable
+              cluster fails after about D), --ttl D (default 10s: a dead
+              holder's lock is free within D).
 
   --version   print lockdir's version and exit.
 
 Run 'lockdir COMMAND -h' for a command's flags and arguments.
 Exit codes: 0 ok, 1 busy or timed out, 2 usage, 3 unusable directory,
 4 refused by the locks' state, 5 other failure, 6 check found violations,
-131 SIGQUIT. Run 'man lockdir' for more; docs/cli.md in lockdir's
+7 lock lost on etcd, 131 SIGQUIT. Run 'man lockdir' for more; docs/cli.md in lockdir's
 sources has all of it.
 `
 
@@ -109,6 +119,7 @@ func runArgs(args []string) error {
 	top := flag.NewFlagSet("lockdir", flag.ContinueOnError)
 	top.StringVar(&g.dir, "dir", "", "")
 	top.StringVar(&g.group, "group", "", "")
+	g.cl.declare(top)
 	showVersion := top.Bool("version", false, "")
 	rest, err := parseFlags(top, args, true)
 	if errors.Is(err, errHelp) {
@@ -157,6 +168,7 @@ func runCommand(c *command, rest []string, g *globals) error {
 	fl := flag.NewFlagSet("lockdir "+c.name, flag.ContinueOnError)
 	fl.StringVar(&g.dir, "dir", g.dir, "the lock directory (see 'lockdir -h')")
 	fl.StringVar(&g.group, "group", g.group, "share the lock directory with this group (see 'lockdir -h')")
+	g.cl.declare(fl)
 	body := c.setup(fl, g)
 	pos, err := parseFlags(fl, rest, c.stopAtFirstArg)
 	if errors.Is(err, errHelp) {
@@ -165,6 +177,15 @@ func runCommand(c *command, rest []string, g *globals) error {
 	}
 	if err != nil {
 		return usageError(c.name, "%s: %v", c.name, err)
+	}
+	if c.name != "version" {
+		on, err := g.onCluster(c.name)
+		if err != nil {
+			return err
+		}
+		if on {
+			return runClusterCommand(c.name, fl, pos, g)
+		}
 	}
 	return body(pos)
 }

@@ -19,6 +19,7 @@ const (
 	exitConflict = 4 // refused because of the locks' state; nothing was changed, but see free
 	exitFailure  = 5 // any other failure (I/O error, could not start a process, ...)
 	exitViolated = 6 // check: mutual exclusion was violated on this filesystem
+	exitLost     = 7 // lock on etcd: the lock was lost while the command ran, whatever its status
 
 	// exitCannotRun is flock(1)'s code (EX_UNAVAILABLE from sysexits.h)
 	// for a command it cannot execute, whether missing or not executable;

@@ -68,6 +68,13 @@ command holds the lock.`,
 		if len(argv) == 0 {
 			return usageError("lock", "lock: no command given: lockdir lock [FLAGS] %d [--] COMMAND [ARGS...]", id)
 		}
+		on, err := g.onCluster("lock")
+		if err != nil {
+			return err
+		}
+		if on {
+			return runClusterLock(g, &o, id, argv)
+		}
 		return runLock(g, &o, id, argv)
 	},
 }

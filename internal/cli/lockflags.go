@@ -157,6 +157,14 @@ func (p *lockArgs) flag(a string) error {
 			p.g.group = v
 		}
 		return nil
+	case "etcd", "cacert", "cert", "key", "prefix", "dial-timeout", "ttl":
+		v, err := value()
+		if err != nil {
+			return err
+		}
+		*p.g.cl.lookup(name) = v
+		p.g.cl.set = append(p.g.cl.set, name)
+		return nil
 	}
 	if f := findLockFlag(name); f != nil && (len(name) > 1 || !strings.HasPrefix(a, "--")) {
 		if !f.value {
@@ -232,6 +240,7 @@ func lockFlagsHelp() string {
 	}
 	b.WriteString("  --dir DIR\n    \tthe lock directory (see 'lockdir -h')\n")
 	b.WriteString("  --group GROUP\n    \tshare the lock directory with this group (see 'lockdir -h')\n")
+	b.WriteString("  --etcd HOST:PORT,... --cacert FILE --cert FILE --key FILE --prefix P --dial-timeout D --ttl D\n    \tlock on an etcd cluster instead (etcd-enabled lockdir only; see 'lockdir -h')\n")
 	return b.String()
 }
 

@@ -35,9 +35,13 @@ var buildRevision string
 // printVersion prints one line: the version from the build info, such as
 // "lockdir v1.2.0 (go1.26.8 linux/amd64)" for 'go install ...@v1.2.0', or
 // "lockdir (devel) revision 1a2b3c4d5e6f 2026-12-01T18:00:00Z+dirty (...)"
-// for 'go build' in a checkout.
+// for 'go build' in a checkout; the etcd-enabled build adds " with etcd".
 func printVersion(w io.Writer) error {
-	_, err := fmt.Fprintf(w, "lockdir %s (%s %s/%s)\n", versionString(debug.ReadBuildInfo()), runtime.Version(), runtime.GOOS, runtime.GOARCH)
+	etcd := ""
+	if cluster != nil {
+		etcd = " with etcd" // the etcd-enabled build, etcdlock/cmd/lockdir
+	}
+	_, err := fmt.Fprintf(w, "lockdir %s (%s %s/%s)%s\n", versionString(debug.ReadBuildInfo()), runtime.Version(), runtime.GOOS, runtime.GOARCH, etcd)
 	return err
 }
 

@@ -7,6 +7,7 @@
 //	go run ./cmd/etcd-demo                    # embedded etcd, two workers
 //	go run ./cmd/etcd-demo -etcd host:2379    # an existing cluster
 //	go run ./cmd/etcd-demo -etcd host:2379 -worker -id 1
+//	go run ./cmd/etcd-demo -serve etcd.addr   # an etcd for lockdir --etcd
 //
 // With -worker it plays one worker on the cluster at -etcd, so that
 // workers on several machines can share one lock space.
@@ -20,9 +21,11 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"os/signal"
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 
 	clientv3 "go.etcd.io/etcd/client/v3"
@@ -39,14 +42,18 @@ var (
 	hold      = flag.Duration("hold", 200*time.Millisecond, "how long a worker holds the lock each time")
 	worker    = flag.Bool("worker", false, "play one worker on the cluster at -etcd")
 	id        = flag.Int("id", 1, "this worker's number, for its output")
+	serve     = flag.String("serve", "", "only serve an embedded etcd until SIGINT or SIGTERM, and write its host:port to `FILE`, for lockdir --etcd")
 )
 
 func main() {
 	flag.Parse()
 	var err error
-	if *worker {
+	switch {
+	case *serve != "":
+		err = runServe(*serve)
+	case *worker:
 		err = runWorker()
-	} else {
+	default:
 		err = run()
 	}
 	if err != nil {
@@ -212,5 +219,34 @@ func increment(cli *clientv3.Client, tok int64, lost <-chan struct{}) error {
 	if !t.Succeeded {
 		return fmt.Errorf("write with token %d refused: a later holder or another write came first", tok)
 	}
+	return nil
+}
+
+// runServe serves an embedded etcd until SIGINT or SIGTERM, for the
+// etcd-enabled lockdir (make etcd-cli-demo). It writes the client address,
+// host:port, to file once the server is ready: by a rename, so that a
+// reader never sees half of it.
+func runServe(file string) error {
+	dir, err := os.MkdirTemp("", "etcd-demo-")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(dir)
+	c, err := etcdtest.Start(dir, 1, etcdtest.Options{})
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	stop := make(chan os.Signal, 1)
+	signal.Notify(stop, syscall.SIGINT, syscall.SIGTERM)
+	addr := strings.TrimPrefix(c.Endpoints()[0], "http://")
+	if err := os.WriteFile(file+".tmp", []byte(addr+"\n"), 0o644); err != nil {
+		return err
+	}
+	if err := os.Rename(file+".tmp", file); err != nil {
+		return err
+	}
+	fmt.Fprintf(os.Stderr, "etcd-demo: serving an embedded etcd at %s until SIGINT or SIGTERM\n", addr)
+	<-stop
 	return nil
 }

@@ -1,0 +1,24 @@
+// Command lockdir is lockdir (github.com/lockdir/lockdir/cmd/lockdir) with
+// etcd support: given --etcd host:port,... or $LOCKDIR_ETCD, its init,
+// alloc, free, free-all, status and lock work on a lock space in that etcd
+// cluster (package github.com/lockdir/lockdir/etcdlock), so that processes
+// on different machines exclude each other. Without them it is the plain
+// lockdir, on a lock directory.
+//
+// It is a separate build because etcd's client brings gRPC, which the plain
+// lockdir does without: make bin/lockdir-etcd, or
+//
+//	go install github.com/lockdir/lockdir/etcdlock/cmd/lockdir@latest
+//
+// See docs/cli.md, "On etcd".
+package main
+
+import (
+	"os"
+
+	"github.com/lockdir/lockdir/internal/cli"
+)
+
+func main() {
+	os.Exit(cli.RunCluster(os.Args[1:], etcdCluster{}))
+}

@@ -1,0 +1,106 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/rogpeppe/go-internal/testscript"
+	clientv3 "go.etcd.io/etcd/client/v3"
+
+	"github.com/lockdir/lockdir/etcdlock/internal/etcdtest"
+)
+
+// TestMain makes the test binary double as the etcd-enabled lockdir, so
+// that the scripts in testdata run real lockdir processes, which reach the
+// etcd that TestScripts embeds over the network.
+func TestMain(m *testing.M) {
+	testscript.Main(m, map[string]func(){"lockdir": main})
+}
+
+var scripts atomic.Int64
+
+// TestScripts runs testdata/*.txtar against one etcd server embedded in
+// the test process. Each script gets $LOCKDIR_ETCD, a lock space prefix of
+// its own in $LOCKDIR_ETCD_PREFIX, and a $LOCKDIR_DIR, $WORK/ld, that no
+// command on etcd may create.
+func TestScripts(t *testing.T) {
+	server, err := etcdtest.Start(filepath.Join(t.TempDir(), "etcd"), 1, etcdtest.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Cleanup, not defer: the scripts run in parallel, after TestScripts returns.
+	t.Cleanup(server.Close)
+	var eps []string
+	for _, e := range server.Endpoints() {
+		eps = append(eps, strings.TrimPrefix(e, "http://"))
+	}
+	testscript.Run(t, testscript.Params{
+		Dir:                 "testdata",
+		RequireExplicitExec: true,
+		Setup: func(e *testscript.Env) error {
+			e.Setenv("LOCKDIR_ETCD", strings.Join(eps, ","))
+			e.Setenv("LOCKDIR_ETCD_PREFIX", fmt.Sprintf("/lockdir-cli-test/%d/", scripts.Add(1)))
+			e.Setenv("LOCKDIR_DIR", filepath.Join(e.WorkDir, "ld"))
+			return nil
+		},
+		Cmds: map[string]func(ts *testscript.TestScript, neg bool, args []string){
+			"exitcode": cmdExitCode,
+			"revoke":   func(ts *testscript.TestScript, neg bool, args []string) { cmdRevoke(ts, neg, args, server) },
+		},
+	})
+}
+
+// cmdRevoke implements "revoke": it revokes the lease of every holder and
+// waiter key under the script's prefix, through a client of its own, as
+// an expiry would end them.
+func cmdRevoke(ts *testscript.TestScript, neg bool, args []string, server *etcdtest.Cluster) {
+	if neg || len(args) != 0 {
+		ts.Fatalf("usage: revoke")
+	}
+	cli, err := server.Client()
+	ts.Check(err)
+	defer cli.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	resp, err := cli.Get(ctx, ts.Getenv("LOCKDIR_ETCD_PREFIX")+"lock/", clientv3.WithPrefix())
+	ts.Check(err)
+	if len(resp.Kvs) == 0 {
+		ts.Fatalf("revoke: no holder key")
+	}
+	for _, kv := range resp.Kvs {
+		_, err := cli.Revoke(ctx, clientv3.LeaseID(kv.Lease))
+		ts.Check(err)
+		ts.Logf("revoked lease %x of %s", kv.Lease, kv.Key)
+	}
+}
+
+// cmdExitCode implements "exitcode N program [args...]": it runs the
+// program like exec and checks that it exits with status N.
+func cmdExitCode(ts *testscript.TestScript, neg bool, args []string) {
+	if neg || len(args) < 2 {
+		ts.Fatalf("usage: exitcode N program [args...]")
+	}
+	want, err := strconv.Atoi(args[0])
+	if err != nil {
+		ts.Fatalf("exitcode: %v", err)
+	}
+	got := 0
+	if err := ts.Exec(args[1], args[2:]...); err != nil {
+		var ee *exec.ExitError
+		if !errors.As(err, &ee) {
+			ts.Fatalf("exitcode: %v", err)
+		}
+		got = ee.ExitCode()
+	}
+	if got != want {
+		ts.Fatalf("%s exited with status %d, want %d", args[1], got, want)
+	}
+}

@@ -1,0 +1,200 @@
+//go:build linux || darwin || freebsd || netbsd || openbsd || dragonfly
+
+package cli
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"os/signal"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/lockdir/lockdir/filelock"
+)
+
+// runClusterLock is runLock on a cluster's lock space: it takes lock id as
+// o says and runs argv while holding it. If the lock is lost while the
+// command runs (the lease expired or was revoked, or the cluster was out
+// of reach for longer than the TTL), it says so on stderr, sends SIGTERM to
+// the command's process group, waits for the command, and exits with
+// exitLost: another process may hold the lock from then on, so the
+// command's work is no longer protected, and a script must not take its
+// success for granted.
+func runClusterLock(g *globals, o *lockOptions, id uint32, argv []string) error {
+	// What cannot mean anything on etcd: a shared lock (etcdlock's are
+	// exclusive) and -F, whose command would hold the lock by inheriting
+	// a descriptor; etcd's lock is held by lockdir's lease.
+	if o.shared {
+		return usageError("lock", "lock: -s (--shared): locks on etcd are exclusive only")
+	}
+	if o.noFork {
+		return usageError("lock", "lock: -F (--no-fork): on etcd the lock is held by lockdir's lease, which an exec'd command cannot keep alive")
+	}
+	sigs := make(chan os.Signal, 16)
+	signal.Notify(sigs, caught(lockSignals)...)
+	path, err := exec.LookPath(argv[0])
+	if err != nil {
+		return errorf(exitCannotRun, "", "lock: cannot run %s: %v", argv[0], lookPathReason(err))
+	}
+	s, err := openSpaceOrSignal(g, sigs)
+	if err != nil {
+		return err
+	}
+	defer s.Close()
+	if err := checkSpaceIDs(s, []uint32{id}); err != nil {
+		return err
+	}
+	h, err := takeClusterLock(s, o, id, sigs)
+	if err != nil {
+		return err
+	}
+	defer h.Unlock()
+	if o.verbose {
+		fmt.Fprintf(stderr, "lockdir: executing %s\n", argv[0])
+	}
+	if err := pendingSignals(sigs); err != nil {
+		return err
+	}
+	return runChildHeld(path, argv, sigs, id, h)
+}
+
+// openSpaceOrSignal opens the lock space for lock, unless a signal comes
+// first: an unreachable cluster takes up to --dial-timeout to say so, and
+// Ctrl-C must not wait for that. lockdir exits on the signal, which ends
+// the opening with the process; nothing is held yet.
+func openSpaceOrSignal(g *globals, sigs <-chan os.Signal) (Space, error) {
+	type result struct {
+		s   Space
+		err error
+	}
+	opened := make(chan result, 1)
+	go func() {
+		s, err := g.openSpace("lock", filelock.DefaultNumLocks)
+		opened <- result{s, err}
+	}()
+	for {
+		select {
+		case r := <-opened:
+			return r.s, r.err
+		case s := <-sigs:
+			if s == syscall.SIGTSTP {
+				stopSelf()
+				continue
+			}
+			return nil, signalStatus(s)
+		}
+	}
+}
+
+// takeClusterLock waits for lock id for as long as o says. A signal while
+// waiting ends the wait, as on files.
+func takeClusterLock(s Space, o *lockOptions, id uint32, sigs <-chan os.Signal) (Held, error) {
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	timeout := o.timeout()
+	if timeout > 0 {
+		ctx, cancel = context.WithTimeout(ctx, timeout)
+		defer cancel()
+	}
+	// The signals that end the wait; the watcher is gone before the
+	// command starts, so that forwardSignals gets every later one.
+	var sig os.Signal
+	stop := make(chan struct{})
+	watched := make(chan struct{})
+	go func() {
+		defer close(watched)
+		for {
+			select {
+			case s := <-sigs:
+				if s == syscall.SIGTSTP {
+					stopSelf()
+					continue
+				}
+				sig = s
+				cancel()
+				return
+			case <-stop:
+				return
+			}
+		}
+	}()
+	start := time.Now()
+	h, err := s.Lock(ctx, id, timeout != 0)
+	close(stop)
+	<-watched
+	if sig != nil {
+		if h != nil {
+			h.Unlock()
+		}
+		if o.verbose {
+			fmt.Fprintf(stderr, "lockdir: %v received while waiting for lock %d; gave up\n", sig, id)
+		}
+		return nil, signalStatus(sig)
+	}
+	switch {
+	case err == nil && h != nil:
+		if o.verbose {
+			fmt.Fprintf(stderr, "lockdir: getting lock %d took %.6f seconds\n", id, time.Since(start).Seconds())
+		}
+		return h, nil
+	case err == nil, timeout > 0 && errors.Is(err, context.DeadlineExceeded):
+		if o.verbose {
+			if timeout > 0 {
+				fmt.Fprintf(stderr, "lockdir: timed out after %v waiting for lock %d, held%s\n", timeout, id, describeClusterHolders(s, id))
+			} else {
+				fmt.Fprintf(stderr, "lockdir: lock %d is held%s\n", id, describeClusterHolders(s, id))
+			}
+		}
+		return nil, exitStatus(o.conflict)
+	}
+	return nil, errorf(exitFailure, "check that the cluster is up and reachable",
+		"lock: waiting for lock %d on %s: %w", id, s.Where(), err)
+}
+
+// runChildHeld is runChild for a lock that can be lost: when h's Lost
+// closes before the command exits, it says so, sends SIGTERM to the
+// command's process group, and returns exitLost once the command is gone.
+func runChildHeld(path string, argv []string, sigs chan os.Signal, id uint32, h Held) error {
+	c, err := startChild(path, argv)
+	if err != nil {
+		return err
+	}
+	stopForwarding := forwardSignals(c.pid, sigs)
+	var mu sync.Mutex // guards exited and lost against a kill after the wait
+	exited, lost := false, false
+	done := make(chan struct{})
+	go func() {
+		select {
+		case <-h.Lost():
+		case <-done:
+			return
+		}
+		mu.Lock()
+		defer mu.Unlock()
+		if exited {
+			return
+		}
+		lost = true
+		fmt.Fprintf(stderr, "lockdir: lock %d lost: its etcd lease ended (expired, revoked, or etcd out of reach for longer than the TTL); another process may hold it now; sending SIGTERM to %s\n", id, argv[0])
+		syscall.Kill(-c.pid, syscall.SIGTERM)
+	}()
+	ws, err := c.wait()
+	mu.Lock()
+	exited = true
+	wasLost := lost
+	mu.Unlock()
+	close(done)
+	stopForwarding()
+	c.reclaimTerminal()
+	if err != nil {
+		return fmt.Errorf("lock: waiting for %s: %w", argv[0], err)
+	}
+	if wasLost {
+		return exitStatus(exitLost)
+	}
+	return childStatus(ws)
+}
