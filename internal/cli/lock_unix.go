@@ -43,35 +43,13 @@ func caught(sigs []os.Signal) []os.Signal {
 	return c
 }
 
-// catchSignals starts relaying the lockSignals that lockdir was not started
-// with ignored to sigs, and returns a channel that is closed once they
-// are all caught.
-//
-// Catching a signal costs a round trip to the Go runtime's signal-mask
-// thread, which signal.Notify starts, each: about half a millisecond for
-// lockSignals, as much as the rest of lockdir's own work before the
-// command runs (issue 12). Done in a goroutine, it overlaps that work. Until
-// it is done, a signal has its default effect: it ends lockdir (SIGQUIT
-// with the Go runtime's dump), or stops it (SIGTSTP), before the lock is
-// taken and so before the command could start; which is what it would do
-// to flock(1). runLock waits for it before it takes the lock.
-func catchSignals(sigs chan<- os.Signal) <-chan struct{} {
-	done := make(chan struct{})
-	go func() {
-		signal.Notify(sigs, caught(lockSignals)...)
-		close(done)
-	}()
-	return done
-}
-
 // runLock takes lock id as o says and runs argv while holding it.
 func runLock(g *globals, o *lockOptions, id uint32, argv []string) error {
-	// From the lock on, lockdir's own signals are handled, not fatal: a
-	// signal while waiting ends the wait with a status, and later ones go
-	// to the command. Catching them is started first and runs beside the
-	// command's look-up and the directory's opening (see catchSignals).
+	// From here on lockdir's own signals are handled, not fatal: a signal
+	// while waiting ends the wait with a status, and later ones go to the
+	// command.
 	sigs := make(chan os.Signal, 16)
-	catching := catchSignals(sigs)
+	signal.Notify(sigs, caught(lockSignals)...)
 
 	// Resolve the command first: failing after taking the lock would make
 	// others wait for nothing.
@@ -83,7 +61,6 @@ func runLock(g *globals, o *lockOptions, id uint32, argv []string) error {
 	if err != nil {
 		return err
 	}
-	<-catching
 	if err := takeLock(g, o, id, fd, sigs); err != nil {
 		return err
 	}

@@ -1,0 +1,70 @@
+//go:build linux
+
+package cli
+
+import (
+	"errors"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"testing"
+)
+
+// TestLockSignalInStartupWindow checks that a signal lock passes on, sent
+// while lockdir looks up the command, ends lockdir with 128+N before the
+// command runs. A Go program drops a signal such as SIGUSR1 that nobody has
+// Notified, and dumps its goroutines and exits 2 on SIGQUIT, so lock must
+// catch its signals before it does anything else. (A review found that
+// running signal.Notify in a goroutine beside LookPath and Open, to save
+// start-up time, let SIGUSR1 run the command and exit 0.)
+//
+// strace delivers the signal exactly when LookPath calls faccessat2(2).
+// Each signal is tried a few times; any run that starts the command, or
+// exits with another status than 128+N, fails.
+func TestLockSignalInStartupWindow(t *testing.T) {
+	strace, err := exec.LookPath("strace")
+	if err != nil {
+		t.Skip("needs strace")
+	}
+	bin := filepath.Join(t.TempDir(), "lockdir")
+	if err := os.Symlink(os.Args[0], bin); err != nil {
+		t.Fatal(err)
+	}
+	dir := filepath.Join(t.TempDir(), "ld")
+	if out, err := exec.Command(bin, "--dir", dir, "init").CombinedOutput(); err != nil {
+		t.Fatalf("init: %v\n%s", err, out)
+	}
+	for _, tc := range []struct {
+		sig    string
+		status int
+	}{
+		{"USR1", 128 + 10},
+		{"USR2", 128 + 12},
+		{"QUIT", 128 + 3},
+	} {
+		t.Run(tc.sig, func(t *testing.T) {
+			for i := range 5 {
+				ran := filepath.Join(t.TempDir(), "ran")
+				cmd := exec.Command(strace, "-f", "-qq", "-o", "/dev/null",
+					"-e", "trace=faccessat2", "-e", "inject=faccessat2:signal="+tc.sig+":when=1",
+					bin, "--dir", dir, "lock", "7", "--", "touch", ran)
+				out, err := cmd.CombinedOutput()
+				status := 0
+				var ee *exec.ExitError
+				if errors.As(err, &ee) {
+					status = ee.ExitCode()
+				} else if err != nil {
+					t.Fatal(err)
+				}
+				_, serr := os.Stat(ran)
+				if serr == nil || status != tc.status {
+					if len(out) > 300 {
+						out = out[:300]
+					}
+					t.Fatalf("run %d: SIG%s before the signals were caught: exit %d (want %d), command ran: %v\n%s",
+						i, tc.sig, status, tc.status, serr == nil, out)
+				}
+			}
+		})
+	}
+}
