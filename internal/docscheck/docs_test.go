@@ -1,0 +1,60 @@
+package docscheck
+
+import (
+	"os"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"testing"
+)
+
+// root is the repository's root, from this package's directory.
+const root = "../.."
+
+// TestFileMapNamesEveryFile checks that docs/design.md's file map names
+// every Go file of filelock, as it says it does, and that its package
+// table names every package of the root module that holds Go files.
+func TestFileMapNamesEveryFile(t *testing.T) {
+	doc := readFile(t, filepath.Join(root, "docs", "design.md"))
+	files, err := filepath.Glob(filepath.Join(root, "filelock", "*.go"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range files {
+		if name := filepath.Base(f); !strings.Contains(doc, "`"+name+"`") {
+			t.Errorf("docs/design.md's file map does not name filelock/%s", name)
+		}
+	}
+	for _, pkg := range []string{"filelock", "lock", "lock/locktest", "cmd/lockdir", "internal/cli", "internal/childproc", "internal/torture", "internal/tortureflag", "internal/procbench", "internal/docscheck"} {
+		if !strings.Contains(doc, "`"+pkg+"`") {
+			t.Errorf("docs/design.md's package table does not name %s", pkg)
+		}
+	}
+}
+
+// TestDocsNameExistingFiles checks every path of a source, script or doc
+// file that docs/*.md and README.md name in backquotes.
+func TestDocsNameExistingFiles(t *testing.T) {
+	docs, err := filepath.Glob(filepath.Join(root, "docs", "*.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	docs = append(docs, filepath.Join(root, "README.md"))
+	re := regexp.MustCompile("`([a-zA-Z0-9_.-]+(?:/[a-zA-Z0-9_.-]+)+\\.(?:go|txtar|md|sh|conf))`")
+	for _, d := range docs {
+		for _, m := range re.FindAllStringSubmatch(readFile(t, d), -1) {
+			if _, err := os.Stat(filepath.Join(root, m[1])); err != nil {
+				t.Errorf("%s names %s, which does not exist", filepath.Base(d), m[1])
+			}
+		}
+	}
+}
+
+func readFile(t *testing.T, path string) string {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
+}
