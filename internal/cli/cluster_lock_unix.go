@@ -7,8 +7,6 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"os/exec"
-	"os/signal"
 	"sync"
 	"syscall"
 	"time"
@@ -34,11 +32,9 @@ func runClusterLock(g *globals, o *lockOptions, id uint32, argv []string) error 
 	if o.noFork {
 		return usageError("lock", "lock: -F (--no-fork): on etcd the lock is held by lockdir's lease, which an exec'd command cannot keep alive")
 	}
-	sigs := make(chan os.Signal, 16)
-	signal.Notify(sigs, caught(lockSignals)...)
-	path, err := exec.LookPath(argv[0])
+	sigs, path, err := startLock(argv)
 	if err != nil {
-		return errorf(exitCannotRun, "", "lock: cannot run %s: %v", argv[0], lookPathReason(err))
+		return err
 	}
 	s, err := openSpaceOrSignal(g, sigs)
 	if err != nil {

@@ -43,19 +43,27 @@ func caught(sigs []os.Signal) []os.Signal {
 	return c
 }
 
+// startLock is the start of lock, on a directory or a cluster. It catches
+// lock's signals before anything else: from here on they are handled, not
+// fatal (a signal while waiting ends the wait with a status, and later ones
+// go to the command), and a Go program would drop a SIGUSR1 that came
+// before (TestLockSignalInStartupWindow). Then it resolves the command,
+// since failing after taking the lock would make others wait for nothing.
+func startLock(argv []string) (sigs chan os.Signal, path string, err error) {
+	sigs = make(chan os.Signal, 16)
+	signal.Notify(sigs, caught(lockSignals)...)
+	path, err = exec.LookPath(argv[0])
+	if err != nil {
+		return nil, "", errorf(exitCannotRun, "", "lock: cannot run %s: %v", argv[0], lookPathReason(err))
+	}
+	return sigs, path, nil
+}
+
 // runLock takes lock id as o says and runs argv while holding it.
 func runLock(g *globals, o *lockOptions, id uint32, argv []string) error {
-	// From here on lockdir's own signals are handled, not fatal: a signal
-	// while waiting ends the wait with a status, and later ones go to the
-	// command.
-	sigs := make(chan os.Signal, 16)
-	signal.Notify(sigs, caught(lockSignals)...)
-
-	// Resolve the command first: failing after taking the lock would make
-	// others wait for nothing.
-	path, err := exec.LookPath(argv[0])
+	sigs, path, err := startLock(argv)
 	if err != nil {
-		return errorf(exitCannotRun, "", "lock: cannot run %s: %v", argv[0], lookPathReason(err))
+		return err
 	}
 	fd, err := openLockFD(g, id)
 	if err != nil {
