@@ -2,11 +2,8 @@ package main
 
 import (
 	"context"
-	"errors"
 	"fmt"
-	"os/exec"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -16,6 +13,7 @@ import (
 	clientv3 "go.etcd.io/etcd/client/v3"
 
 	"github.com/lockdir/lockdir/etcdlock/internal/etcdtest"
+	"github.com/lockdir/lockdir/internal/clitest"
 )
 
 // TestMain makes the test binary double as the etcd-enabled lockdir, so
@@ -52,7 +50,7 @@ func TestScripts(t *testing.T) {
 			return nil
 		},
 		Cmds: map[string]func(ts *testscript.TestScript, neg bool, args []string){
-			"exitcode": cmdExitCode,
+			"exitcode": clitest.ExitCode,
 			"revoke":   func(ts *testscript.TestScript, neg bool, args []string) { cmdRevoke(ts, neg, args, server) },
 		},
 	})
@@ -79,28 +77,5 @@ func cmdRevoke(ts *testscript.TestScript, neg bool, args []string, server *etcdt
 		_, err := cli.Revoke(ctx, clientv3.LeaseID(kv.Lease))
 		ts.Check(err)
 		ts.Logf("revoked lease %x of %s", kv.Lease, kv.Key)
-	}
-}
-
-// cmdExitCode implements "exitcode N program [args...]": it runs the
-// program like exec and checks that it exits with status N.
-func cmdExitCode(ts *testscript.TestScript, neg bool, args []string) {
-	if neg || len(args) < 2 {
-		ts.Fatalf("usage: exitcode N program [args...]")
-	}
-	want, err := strconv.Atoi(args[0])
-	if err != nil {
-		ts.Fatalf("exitcode: %v", err)
-	}
-	got := 0
-	if err := ts.Exec(args[1], args[2:]...); err != nil {
-		var ee *exec.ExitError
-		if !errors.As(err, &ee) {
-			ts.Fatalf("exitcode: %v", err)
-		}
-		got = ee.ExitCode()
-	}
-	if got != want {
-		ts.Fatalf("%s exited with status %d, want %d", args[1], got, want)
 	}
 }
