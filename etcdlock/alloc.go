@@ -66,11 +66,28 @@ func (m *Manager) errID(id uint32) error {
 	return fmt.Errorf("lock %d in %s: capacity is %d: %w", id, m.k.p, m.capacity, lock.ErrInvalidID)
 }
 
-// AllocateLock allocates the lowest free ID and returns its lock, a
-// *Locker. When every lock is allocated it fails with an error matching
-// lock.ErrNoFreeLocks. It costs two round trips to etcd, plus two for each
-// time a concurrent change makes it retry.
-func (m *Manager) AllocateLock() (lock.Locker, error) {
+// AllocateLock is Allocate as lock.Manager has it.
+func (m *Manager) AllocateLock() (lock.Locker, error) { return asLocker(m.Allocate()) }
+
+// AllocateAndRetrieveLock is AllocateAndRetrieve as lock.Manager has it.
+func (m *Manager) AllocateAndRetrieveLock(id uint32) (lock.Locker, error) {
+	return asLocker(m.AllocateAndRetrieve(id))
+}
+
+// asLocker returns l as a lock.Locker, and a nil interface, not a nil
+// *Locker, with an error.
+func asLocker(l *Locker, err error) (lock.Locker, error) {
+	if err != nil {
+		return nil, err
+	}
+	return l, nil
+}
+
+// Allocate allocates the lowest free ID and returns its lock. When every
+// lock is allocated it fails with an error matching lock.ErrNoFreeLocks.
+// It costs two round trips to etcd, plus two for each time a concurrent
+// change makes it retry.
+func (m *Manager) Allocate() (*Locker, error) {
 	if m.closed.Load() {
 		return nil, m.errClosed()
 	}
@@ -113,10 +130,10 @@ func (m *Manager) AllocateLock() (lock.Locker, error) {
 	}
 }
 
-// AllocateAndRetrieveLock allocates the lock with the given ID and returns
-// it. It fails with an error matching lock.ErrAllocated if the ID is
+// AllocateAndRetrieve allocates the lock with the given ID and returns it.
+// It fails with an error matching lock.ErrAllocated if the ID is
 // allocated, and lock.ErrInvalidID if it is not below the capacity.
-func (m *Manager) AllocateAndRetrieveLock(id uint32) (lock.Locker, error) {
+func (m *Manager) AllocateAndRetrieve(id uint32) (*Locker, error) {
 	if m.closed.Load() {
 		return nil, m.errClosed()
 	}

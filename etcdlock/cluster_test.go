@@ -277,11 +277,10 @@ func childClusterCount() error {
 		return err
 	}
 	defer m.Close()
-	l0, err := m.RetrieveLock(0)
+	l, err := m.Retrieve(0)
 	if err != nil {
 		return err
 	}
-	l := l0.(*etcdlock.Locker)
 	counter, fence := counterKeys(prefix)
 	marker := os.Getenv(envMarker)
 	var mu sync.Mutex

@@ -26,11 +26,10 @@ func Example_fencing() {
 		log.Fatal(err)
 	}
 	defer m.Close()
-	l0, err := m.RetrieveLock(7)
+	l, err := m.Retrieve(7)
 	if err != nil {
 		log.Fatal(err)
 	}
-	l := l0.(*etcdlock.Locker)
 	l.Lock()
 	defer l.Unlock()
 

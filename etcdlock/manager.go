@@ -30,10 +30,13 @@ type hold struct {
 	sess *session // the session the key is bound to
 }
 
-// RetrieveLock returns the lock with the given ID, a *Locker, without
-// allocating it, and without a request to etcd. It fails with an error
-// matching lock.ErrInvalidID if id is not below the capacity.
-func (m *Manager) RetrieveLock(id uint32) (lock.Locker, error) {
+// RetrieveLock is Retrieve as lock.Manager has it.
+func (m *Manager) RetrieveLock(id uint32) (lock.Locker, error) { return asLocker(m.Retrieve(id)) }
+
+// Retrieve returns the lock with the given ID without allocating it, and
+// without a request to etcd. It fails with an error matching
+// lock.ErrInvalidID if id is not below the capacity.
+func (m *Manager) Retrieve(id uint32) (*Locker, error) {
 	if m.closed.Load() {
 		return nil, m.errClosed()
 	}

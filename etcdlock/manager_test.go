@@ -19,11 +19,11 @@ import (
 // locker retrieves lock id of m as an *etcdlock.Locker.
 func locker(t testing.TB, m *etcdlock.Manager, id uint32) *etcdlock.Locker {
 	t.Helper()
-	l, err := m.RetrieveLock(id)
+	l, err := m.Retrieve(id)
 	if err != nil {
 		t.Fatal(err)
 	}
-	return l.(*etcdlock.Locker)
+	return l
 }
 
 // TestBadIDs passes IDs at and beyond the capacity: the errors match
@@ -31,13 +31,18 @@ func locker(t testing.TB, m *etcdlock.Manager, id uint32) *etcdlock.Locker {
 func TestBadIDs(t *testing.T) {
 	m := newManager(t, 4)
 	for _, id := range []uint32{4, 5, 1 << 20, math.MaxUint32} {
-		_, err := m.RetrieveLock(id)
-		if !errors.Is(err, lock.ErrInvalidID) {
-			t.Errorf("RetrieveLock(%d): %v, want lock.ErrInvalidID", id, err)
+		// The lock.Manager methods return a nil interface, not a nil
+		// *Locker in one, with their error.
+		l, err := m.RetrieveLock(id)
+		if !errors.Is(err, lock.ErrInvalidID) || l != nil {
+			t.Errorf("RetrieveLock(%d): %v, %v; want a nil Locker and lock.ErrInvalidID", id, l, err)
 		}
-		_, err = m.AllocateAndRetrieveLock(id)
-		if !errors.Is(err, lock.ErrInvalidID) {
-			t.Errorf("AllocateAndRetrieveLock(%d): %v, want lock.ErrInvalidID", id, err)
+		l, err = m.AllocateAndRetrieveLock(id)
+		if !errors.Is(err, lock.ErrInvalidID) || l != nil {
+			t.Errorf("AllocateAndRetrieveLock(%d): %v, %v; want a nil Locker and lock.ErrInvalidID", id, l, err)
+		}
+		if _, err := m.Retrieve(id); !errors.Is(err, lock.ErrInvalidID) {
+			t.Errorf("Retrieve(%d): %v, want lock.ErrInvalidID", id, err)
 		}
 	}
 	if err := locker(t, m, 2).Free(); !errors.Is(err, lock.ErrNotAllocated) {

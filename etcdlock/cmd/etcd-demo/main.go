@@ -169,11 +169,10 @@ func runWorker() error {
 		return err
 	}
 	defer m.Close()
-	l0, err := m.RetrieveLock(0)
+	l, err := m.Retrieve(0)
 	if err != nil {
 		return err
 	}
-	l := l0.(*etcdlock.Locker)
 	host, _ := os.Hostname()
 	for range *rounds {
 		l.Lock()

@@ -113,11 +113,10 @@ func (s *space) Holders() ([]cli.ClusterHolder, error) {
 // Lock takes lock id: with wait, until ctx is done; without, TryLock,
 // whose panic on an etcd error becomes the error.
 func (s *space) Lock(ctx context.Context, id uint32, wait bool) (h cli.Held, err error) {
-	ll, err := s.m.RetrieveLock(id)
+	l, err := s.m.Retrieve(id)
 	if err != nil {
 		return nil, err
 	}
-	l := ll.(*etcdlock.Locker)
 	if wait {
 		if err := l.LockContext(ctx); err != nil {
 			return nil, err
