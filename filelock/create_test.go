@@ -564,3 +564,40 @@ func checkVictim(t *testing.T, victim string) {
 		t.Errorf("the file registry.tmp pointed to: %q, %v; want %q", b, err, victimData)
 	}
 }
+
+// TestCleanerKeepsCheckCounters: in shared mode Open removes stale
+// temporary names, but not the counter files of 'lockdir check', whose
+// record of the lock ID a killed check allocated the next check needs
+// (internal/cli/check_record.go). Before, a shared Open removed a killed
+// check's file once it was a minute old, and its ID stayed allocated.
+// staleTempAge is 0 to stand for a minute.
+func TestCleanerKeepsCheckCounters(t *testing.T) {
+	old := staleTempAge
+	staleTempAge = 0
+	defer func() { staleTempAge = old }()
+	gid := os.Getgid()
+	dir := filepath.Join(t.TempDir(), "ld")
+	m, err := Create(dir, 8, WithSharedGroup(gid))
+	if err != nil {
+		t.Fatal(err)
+	}
+	m.Close()
+	counter := filepath.Join(dir, checkTempPrefix+"123.counter")
+	other := filepath.Join(dir, tmpPrefix+"registry.lock.123")
+	for _, name := range []string{counter, other} {
+		if err := os.WriteFile(name, nil, 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	m, err = Open(dir, WithSharedGroup(gid))
+	if err != nil {
+		t.Fatal(err)
+	}
+	m.Close()
+	if _, err := os.Lstat(counter); err != nil {
+		t.Errorf("a check's counter file: %v; want it kept", err)
+	}
+	if _, err := os.Lstat(other); !errors.Is(err, fs.ErrNotExist) {
+		t.Errorf("a creator's leftover: %v; want it removed", err)
+	}
+}

@@ -30,8 +30,9 @@ func slotOffset(i int) int64 { return int64(offSlots + slotSize*i) }
 // counterPattern names the counter file with the prefix filelock gives
 // its own temporary files (publish.go), so that a counter left behind by a
 // check killed with SIGKILL does not make the directory look foreign to a
-// later 'lockdir init', and a shared directory's next Open removes it once
-// it has not been written for a minute.
+// later 'lockdir init'. filelock's cleaner of temporary names leaves it
+// alone (it may record a lock ID to free): the next check removes it
+// (check_record.go).
 const counterPattern = ".lockdir-tmp.check-*.counter"
 
 // createCounter makes the counter file of a check with procs workers in

@@ -8,9 +8,11 @@ import (
 	"os/exec"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
+	"time"
 
 	"github.com/lockdir/lockdir/filelock"
 )
@@ -27,33 +29,48 @@ func TestCheckKilledFreesItsLock(t *testing.T) {
 	if err := os.Symlink(os.Args[0], bin); err != nil {
 		t.Fatal(err)
 	}
+	group := groupName(t, os.Getgid())
 	for _, tc := range []struct {
 		step      string
 		allocated bool // whether the check has allocated its ID by then
 		workers   bool // whether its workers run on by then
+		shared    bool // a directory shared with the process's group
 	}{
-		{"counter", false, false},
-		{"recorded", true, false},
-		{"running", true, true},
+		{"counter", false, false, false},
+		{"recorded", true, false, false},
+		{"running", true, true, false},
+		{"recorded", true, false, true},
+		{"running", true, true, true},
 	} {
-		t.Run(tc.step, func(t *testing.T) {
+		name := tc.step
+		global := []string{"--dir", ""}
+		if tc.shared {
+			name += "/shared"
+			global = append(global, "--group", group)
+		}
+		t.Run(name, func(t *testing.T) {
 			dir := filepath.Join(t.TempDir(), "ld")
+			global[1] = dir
+			var opts []filelock.Option
+			if tc.shared {
+				opts = append(opts, filelock.WithSharedGroup(os.Getgid()))
+			}
 			run := func(args ...string) {
 				t.Helper()
-				out, err := exec.Command(bin, append([]string{"--dir", dir}, args...)...).CombinedOutput()
+				out, err := exec.Command(bin, append(global, args...)...).CombinedOutput()
 				if err != nil {
 					t.Fatalf("lockdir %s: %v\n%s", strings.Join(args, " "), err, out)
 				}
 			}
 			run("init")
-			c := startPausedCheck(t, bin, dir, tc.step)
-			ids := allocatedIDs(t, dir)
+			c := startPausedCheck(t, bin, global, tc.step)
+			ids := allocatedIDs(t, dir, opts...)
 			if tc.allocated != (len(ids) == 1) {
 				t.Fatalf("stopped at %s, allocated %v", tc.step, ids)
 			}
 
 			run("check", "--procs", "1", "--seconds", "0.05")
-			if got := allocatedIDs(t, dir); !slices.Equal(got, ids) {
+			if got := allocatedIDs(t, dir, opts...); !slices.Equal(got, ids) {
 				t.Fatalf("another check ran beside a check stopped at %s: allocated %v, want %v", tc.step, got, ids)
 			}
 			if tc.workers {
@@ -62,7 +79,7 @@ func TestCheckKilledFreesItsLock(t *testing.T) {
 					t.Fatal(err)
 				}
 				run("check", "--procs", "1", "--seconds", "0.05")
-				if got := allocatedIDs(t, dir); !slices.Equal(got, ids) {
+				if got := allocatedIDs(t, dir, opts...); !slices.Equal(got, ids) {
 					t.Fatalf("a check ran beside the workers of a killed check: allocated %v, want %v", got, ids)
 				}
 			}
@@ -73,18 +90,19 @@ func TestCheckKilledFreesItsLock(t *testing.T) {
 			awaitCounterUnlocked(t, dir)
 
 			run("check", "--procs", "1", "--seconds", "0.05")
-			if got := allocatedIDs(t, dir); len(got) != 0 {
+			if got := allocatedIDs(t, dir, opts...); len(got) != 0 {
 				t.Errorf("after a check killed at %s and the next check: allocated %v, want none", tc.step, got)
 			}
 		})
 	}
 }
 
-// startPausedCheck starts a check of dir, in a process group of its own
-// with its workers, that stops at step, and waits until it says so.
-func startPausedCheck(t *testing.T, bin, dir, step string) *exec.Cmd {
+// startPausedCheck starts a check with the global flags global, in a
+// process group of its own with its workers, that stops at step, and
+// waits until it says so.
+func startPausedCheck(t *testing.T, bin string, global []string, step string) *exec.Cmd {
 	t.Helper()
-	c := exec.Command(bin, "--dir", dir, "check", "--procs", "2", "--seconds", "600")
+	c := exec.Command(bin, append(global, "check", "--procs", "2", "--seconds", "600")...)
 	c.Env = append(os.Environ(), "LOCKDIR_CHECK_PAUSE="+step)
 	c.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	stderr, err := c.StderrPipe()
@@ -109,10 +127,27 @@ func startPausedCheck(t *testing.T, bin, dir, step string) *exec.Cmd {
 	return nil
 }
 
-// allocatedIDs lists the IDs allocated in dir.
-func allocatedIDs(t *testing.T, dir string) []uint32 {
+// groupName is the name of the group gid in /etc/group.
+func groupName(t *testing.T, gid int) string {
 	t.Helper()
-	m, err := filelock.Open(dir)
+	b, err := os.ReadFile("/etc/group")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for line := range strings.Lines(string(b)) {
+		f := strings.Split(strings.TrimSpace(line), ":")
+		if len(f) >= 3 && f[2] == strconv.Itoa(gid) {
+			return f[0]
+		}
+	}
+	t.Fatalf("group %d is not in /etc/group", gid)
+	return ""
+}
+
+// allocatedIDs lists the IDs allocated in dir, opened with opts.
+func allocatedIDs(t *testing.T, dir string, opts ...filelock.Option) []uint32 {
+	t.Helper()
+	m, err := filelock.Open(dir, opts...)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -141,5 +176,62 @@ func awaitCounterUnlocked(t *testing.T, dir string) {
 			t.Fatal(err)
 		}
 		f.Close()
+	}
+}
+
+// TestCheckRemovesStaleCounterFiles: a counter file without a record,
+// left by a check killed before it allocated (empty, if killed before it
+// gave the file its size), is removed by the next check once it has gone
+// a minute unwritten, and kept before: until then it may be a check's that
+// has not locked it yet. A locked one is never removed.
+func TestCheckRemovesStaleCounterFiles(t *testing.T) {
+	for _, tc := range []struct {
+		name   string
+		size   int64
+		old    bool
+		locked bool
+		kept   bool
+	}{
+		{"old", int64(counterSize(2)), true, false, false},
+		{"old-empty", 0, true, false, false},
+		{"fresh", int64(counterSize(2)), false, false, true},
+		{"fresh-empty", 0, false, false, true},
+		{"old-locked", int64(counterSize(2)), true, true, true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			dir := filepath.Join(t.TempDir(), "ld")
+			m, err := filelock.Create(dir, 8)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer m.Close()
+			name := filepath.Join(dir, strings.Replace(counterPattern, "*", "left", 1))
+			if err := os.WriteFile(name, make([]byte, tc.size), 0o600); err != nil {
+				t.Fatal(err)
+			}
+			if tc.locked {
+				f, err := os.Open(name)
+				if err != nil {
+					t.Fatal(err)
+				}
+				defer f.Close()
+				if err := lockShared(f); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if tc.old {
+				past := time.Now().Add(-2 * staleCounterAge)
+				if err := os.Chtimes(name, past, past); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if err := freeDeadChecks(m); err != nil {
+				t.Fatal(err)
+			}
+			_, err = os.Lstat(name)
+			if kept := err == nil; kept != tc.kept {
+				t.Errorf("counter file kept: %v (%v), want %v", kept, err, tc.kept)
+			}
+		})
 	}
 }

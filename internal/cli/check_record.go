@@ -4,8 +4,10 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
+	"time"
 
 	"github.com/lockdir/lockdir/filelock"
 	"github.com/lockdir/lockdir/lock"
@@ -51,21 +53,31 @@ func clearRecord(f *os.File) error {
 }
 
 // recorded reads the ID recorded in the counter file f; ok is false if
-// none is.
+// none is, as in a file too short to hold a record: one whose check was
+// killed before it gave the file its size.
 func recorded(f *os.File) (id uint32, ok bool, err error) {
 	var b [8]byte
-	if _, err := f.ReadAt(b[:], offRecord); err != nil {
+	if _, err := f.ReadAt(b[:], offRecord); err == io.EOF {
+		return 0, false, nil
+	} else if err != nil {
 		return 0, false, err
 	}
 	v := binary.LittleEndian.Uint64(b[:])
 	return uint32(v), v>>32 == recordTag, nil
 }
 
+// staleCounterAge is how long a counter file without a record must have
+// gone unwritten before a check that can lock it removes it: a check
+// creates its counter file, then locks it, in microseconds.
+const staleCounterAge = time.Minute
+
 // freeDeadChecks frees the IDs that checks killed before they could free
 // them allocated in m's directory, and removes their counter files. A
 // counter file of a check still running, or of one whose workers still
-// run, is locked and left alone, and so is one without a record: it is
-// either being set up, or cleaned by filelock as any temporary.
+// run, is locked and left alone. One without a record, of a check killed
+// before it allocated, is removed once it is staleCounterAge old; until
+// then it may be a check's that has not locked it yet. filelock's cleaner
+// of temporary names leaves counter files to check.
 func freeDeadChecks(m *filelock.Manager) error {
 	names, err := filepath.Glob(filepath.Join(m.Dir(), counterPattern))
 	if err != nil {
@@ -98,8 +110,14 @@ func freeDeadCheck(m *filelock.Manager, name string) error {
 		return err
 	}
 	id, ok, err := recorded(f)
-	if err != nil || !ok {
-		return err
+	if err != nil {
+		return fmt.Errorf("check: %w", err)
+	}
+	if !ok {
+		if fi, err := f.Stat(); err == nil && time.Since(fi.ModTime()) >= staleCounterAge {
+			return removeSame(f, name)
+		}
+		return nil
 	}
 	// Cleared first: a recovery killed between the two leaves the ID
 	// allocated, never a record that could free it once it is reused.
