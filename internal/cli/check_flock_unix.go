@@ -9,9 +9,10 @@ import (
 )
 
 // openCounter opens the counter file name for reading and writing,
-// refusing a symlink planted at its name.
+// refusing a symlink planted at its name, and without blocking on a FIFO
+// planted there (the caller refuses anything but a regular file).
 func openCounter(name string) (*os.File, error) {
-	return os.OpenFile(name, os.O_RDWR|syscall.O_NOFOLLOW, 0)
+	return os.OpenFile(name, os.O_RDWR|syscall.O_NOFOLLOW|syscall.O_NONBLOCK, 0)
 }
 
 // lockShared takes a shared flock(2) on f, held until f is closed or the

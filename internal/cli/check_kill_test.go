@@ -235,3 +235,54 @@ func TestCheckRemovesStaleCounterFiles(t *testing.T) {
 		})
 	}
 }
+
+// TestCheckIgnoresPlantedCounters: what a member of a shared directory
+// may plant at a counter file's name neither stops a check nor is taken
+// for a record: a symlink to a file whose record names a user's lock, a
+// directory, a FIFO (which must not block the check either).
+func TestCheckIgnoresPlantedCounters(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "ld")
+	m, err := filelock.Create(dir, 8)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer m.Close()
+	if _, err := m.AllocateAndRetrieveLock(3); err != nil {
+		t.Fatal(err)
+	}
+	forged := filepath.Join(t.TempDir(), "forged")
+	f, err := os.Create(forged)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := f.Truncate(int64(counterSize(1))); err == nil {
+		err = record(f, 3)
+	}
+	f.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	at := func(what string) string {
+		return filepath.Join(dir, strings.Replace(counterPattern, "*", what, 1))
+	}
+	if err := os.Symlink(forged, at("symlink")); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Mkdir(at("dir"), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := syscall.Mkfifo(at("fifo"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := freeDeadChecks(m); err != nil {
+		t.Errorf("freeDeadChecks beside planted files: %v", err)
+	}
+	if ids, err := m.Allocated(); err != nil || !slices.Equal(ids, []uint32{3}) {
+		t.Errorf("allocated %v, %v; want [3]", ids, err)
+	}
+	for _, what := range []string{"symlink", "dir", "fifo"} {
+		if _, err := os.Lstat(at(what)); err != nil {
+			t.Errorf("planted %s: %v; want it left", what, err)
+		}
+	}
+}

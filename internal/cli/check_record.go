@@ -95,16 +95,17 @@ func freeDeadChecks(m *filelock.Manager) error {
 // freeDeadCheck is freeDeadChecks for one counter file.
 func freeDeadCheck(m *filelock.Manager, name string) error {
 	f, err := openCounter(name)
-	if errors.Is(err, os.ErrNotExist) || errors.Is(err, os.ErrPermission) {
-		// Removed meanwhile by its check, or another; or, in a shared
+	if err != nil {
+		// Removed meanwhile by its check, or another; in a shared
 		// directory, another member's, which that member's next check
-		// frees.
+		// frees; or a symlink or directory planted at the name, which
+		// must not stop every check.
 		return nil
 	}
-	if err != nil {
-		return fmt.Errorf("check: %w", err)
-	}
 	defer f.Close()
+	if fi, err := f.Stat(); err != nil || !fi.Mode().IsRegular() {
+		return nil // a FIFO or device planted at the name
+	}
 	free, err := tryLockExclusive(f)
 	if err != nil || !free {
 		return err
@@ -128,10 +129,12 @@ func freeDeadCheck(m *filelock.Manager, name string) error {
 	if err == nil {
 		err = l.Free()
 	}
-	if err != nil && !errors.Is(err, lock.ErrNotAllocated) {
+	switch {
+	case err == nil:
+		fmt.Fprintf(stderr, "lockdir: check: freed lock %d, left allocated by a check that was killed\n", id)
+	case !errors.Is(err, lock.ErrNotAllocated): // freed by hand already
 		return fmt.Errorf("check: freeing lock %d of a check that was killed: %w", id, err)
 	}
-	fmt.Fprintf(stderr, "lockdir: check: freed lock %d, left allocated by a check that was killed\n", id)
 	return removeSame(f, name)
 }
 
