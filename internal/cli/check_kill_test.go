@@ -255,7 +255,8 @@ func TestCheckIgnoresPlantedCounters(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := f.Truncate(int64(counterSize(1))); err == nil {
+	err = f.Truncate(int64(counterSize(1)))
+	if err == nil {
 		err = record(f, 3)
 	}
 	f.Close()
