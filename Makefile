@@ -107,6 +107,8 @@ lint:
 	$(GO) run $(STATICCHECK) $(PKGS)
 	GOOS=darwin $(GO) vet $(PKGS)
 	GOOS=freebsd $(GO) vet $(PKGS)
+	GOOS=openbsd $(GO) vet $(PKGS)
+	GOOS=netbsd $(GO) vet $(PKGS)
 	GOOS=windows $(GO) vet $(PKGS)
 	for arch in s390x ppc64; do GOOS=linux GOARCH=$$arch $(GO) vet $(PKGS) || exit 1; done
 	cd etcdlock && $(GO) vet ./... && $(GO) run $(STATICCHECK) ./...

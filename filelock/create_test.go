@@ -427,3 +427,177 @@ func TestOpenWhileAnotherCreates(t *testing.T) {
 		})
 	}
 }
+
+// TestOldRegistryTmpRemoved is a loose end of reliability round two: the
+// registry.tmp that versions before the staging directory left in a lock
+// directory when killed while replacing the registry was never removed.
+// Opening an accepted lock directory, private or shared, now removes it;
+// one planted as a symlink is removed as a link, and the file it points to
+// is untouched.
+func TestOldRegistryTmpRemoved(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		name string
+		opts []Option
+	}{
+		{"private", nil},
+		{"shared", []Option{WithSharedGroup(os.Getgid())}},
+	} {
+		for _, planted := range []string{"file", "symlink"} {
+			t.Run(tc.name+"/"+planted, func(t *testing.T) {
+				t.Parallel()
+				dir := filepath.Join(t.TempDir(), "ld")
+				m, err := Create(dir, 8, tc.opts...)
+				if err != nil {
+					t.Fatal(err)
+				}
+				m.Close()
+				victim := plantRegistryTmp(t, dir, planted)
+				m, err = Open(dir, tc.opts...)
+				if err != nil {
+					t.Fatal(err)
+				}
+				m.Close()
+				if _, err := os.Lstat(filepath.Join(dir, tmpName)); !errors.Is(err, fs.ErrNotExist) {
+					t.Errorf("after Open, %s: %v; want it removed", tmpName, err)
+				}
+				checkVictim(t, victim)
+			})
+		}
+	}
+}
+
+// TestOldRegistryTmpKeptInRefusedDirectory: a registry.tmp stays, with
+// the file a symlink there points to, in a directory that the constructors
+// refuse: a foreign one, and one that lost its registry (where the
+// operator may want registry.tmp back).
+func TestOldRegistryTmpKeptInRefusedDirectory(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		name string
+		make func(t *testing.T, dir string) // makes the refused directory
+		open func(dir string) (*Manager, error)
+	}{
+		{"foreign/Create", makeForeign, func(dir string) (*Manager, error) { return Create(dir, 8) }},
+		{"foreign/OpenOrCreate", makeForeign, func(dir string) (*Manager, error) { return OpenOrCreate(dir, 8) }},
+		{"foreign/Open", makeForeign, func(dir string) (*Manager, error) { return Open(dir) }},
+		{"lost/Open", makeLost, func(dir string) (*Manager, error) { return Open(dir) }},
+		{"lost/OpenOrCreate", makeLost, func(dir string) (*Manager, error) { return OpenOrCreate(dir, 8) }},
+	} {
+		for _, planted := range []string{"file", "symlink"} {
+			t.Run(tc.name+"/"+planted, func(t *testing.T) {
+				t.Parallel()
+				dir := filepath.Join(t.TempDir(), "ld")
+				tc.make(t, dir)
+				victim := plantRegistryTmp(t, dir, planted)
+				before := snapshot(t, dir)
+				m, err := tc.open(dir)
+				if err == nil {
+					m.Close()
+					t.Fatalf("%s accepted the directory", tc.name)
+				}
+				checkSnapshot(t, tc.name, dir, before)
+				checkVictim(t, victim)
+			})
+		}
+	}
+}
+
+// makeForeign makes dir a directory that is not a lock directory.
+func makeForeign(t *testing.T, dir string) {
+	t.Helper()
+	if err := os.Mkdir(dir, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "notes.txt"), []byte("mine"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// makeLost makes dir a lock directory that has lost its registry.
+func makeLost(t *testing.T, dir string) {
+	t.Helper()
+	m, err := Create(dir, 8)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m.Close()
+	if err := os.Remove(filepath.Join(dir, registryName)); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// victimData is what a file that a planted symlink points to holds.
+const victimData = "not lockdir's"
+
+// plantRegistryTmp puts an old-format registry.tmp in dir: a regular
+// file, or a symlink to a victim file outside dir, whose path it returns
+// ("" for a regular file).
+func plantRegistryTmp(t *testing.T, dir, kind string) (victim string) {
+	t.Helper()
+	tmp := filepath.Join(dir, tmpName)
+	if kind == "file" {
+		if err := os.WriteFile(tmp, []byte("a registry being written"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		return ""
+	}
+	victim = filepath.Join(t.TempDir(), "victim")
+	if err := os.WriteFile(victim, []byte(victimData), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink(victim, tmp); err != nil {
+		t.Fatal(err)
+	}
+	return victim
+}
+
+// checkVictim fails the test unless victim, if any, still holds
+// victimData.
+func checkVictim(t *testing.T, victim string) {
+	t.Helper()
+	if victim == "" {
+		return
+	}
+	b, err := os.ReadFile(victim)
+	if err != nil || string(b) != victimData {
+		t.Errorf("the file registry.tmp pointed to: %q, %v; want %q", b, err, victimData)
+	}
+}
+
+// TestCleanerKeepsCheckCounters: in shared mode Open removes stale
+// temporary names, but not the counter files of 'lockdir check', whose
+// record of the lock ID a killed check allocated the next check needs
+// (internal/cli/check_record.go). Before, a shared Open removed a killed
+// check's file once it was a minute old, and its ID stayed allocated.
+// staleTempAge is 0 to stand for a minute.
+func TestCleanerKeepsCheckCounters(t *testing.T) {
+	old := staleTempAge
+	staleTempAge = 0
+	defer func() { staleTempAge = old }()
+	gid := os.Getgid()
+	dir := filepath.Join(t.TempDir(), "ld")
+	m, err := Create(dir, 8, WithSharedGroup(gid))
+	if err != nil {
+		t.Fatal(err)
+	}
+	m.Close()
+	counter := filepath.Join(dir, checkTempPrefix+"123.counter")
+	other := filepath.Join(dir, tmpPrefix+"registry.lock.123")
+	for _, name := range []string{counter, other} {
+		if err := os.WriteFile(name, nil, 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	m, err = Open(dir, WithSharedGroup(gid))
+	if err != nil {
+		t.Fatal(err)
+	}
+	m.Close()
+	if _, err := os.Lstat(counter); err != nil {
+		t.Errorf("a check's counter file: %v; want it kept", err)
+	}
+	if _, err := os.Lstat(other); !errors.Is(err, fs.ErrNotExist) {
+		t.Errorf("a creator's leftover: %v; want it removed", err)
+	}
+}

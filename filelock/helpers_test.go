@@ -261,24 +261,6 @@ func create(t *testing.T, capacity uint32, opts ...filelock.Option) *filelock.Ma
 	return m
 }
 
-// tmpfsDir returns a fresh directory on tmpfs (/dev/shm), where lock
-// directories normally live and creating files is cheap, or t.TempDir if
-// there is none. It is removed at the end of the test.
-func tmpfsDir(t *testing.T) string {
-	t.Helper()
-	var st syscall.Statfs_t
-	const tmpfsMagic = 0x01021994
-	if err := syscall.Statfs("/dev/shm", &st); err != nil || st.Type != tmpfsMagic {
-		return t.TempDir()
-	}
-	dir, err := os.MkdirTemp("/dev/shm", "lockdir-test-")
-	if err != nil {
-		return t.TempDir()
-	}
-	t.Cleanup(func() { os.RemoveAll(dir) })
-	return dir
-}
-
 // open opens dir and closes the manager at the end of the test.
 func open(t *testing.T, dir string, opts ...filelock.Option) *filelock.Manager {
 	t.Helper()

@@ -143,25 +143,43 @@ func (l *Locker) acquire(write bool, ctx context.Context) error {
 	w := getWaiter(write)
 	st.push(w)
 	st.mu.Unlock()
-	if err := l.await(w, ctx, done); err != nil {
+	turn, err := l.awaitGrant(w, ctx, done)
+	if !turn {
 		return err
+	}
+	w.got = grantNone
+	if ctx != nil {
+		if err := ctx.Err(); err != nil {
+			putWaiter(w)
+			l.giveUp()
+			return err
+		}
+	}
+	return l.take(write, w, ctx, done)
+}
+
+// awaitGrant waits for w's grant (await) and, for every grant but the
+// turn, ends the wait and returns w to the pool: with nil once w holds the
+// lock, with the kernel waiter's error, or with ctx's. turn reports that
+// w was given the turn instead, and is still the caller's. A queued
+// caller (lockSlow) and the owner of a kernel wait (waitInKernel) share
+// it, so that a waiter is recycled in one place.
+func (l *Locker) awaitGrant(w *waiter, ctx context.Context, done <-chan struct{}) (turn bool, err error) {
+	if err := l.await(w, ctx, done); err != nil {
+		return false, err
 	}
 	switch g := w.got; g {
 	case grantHeld:
 		putWaiter(w)
-		return nil
+		return false, nil
+	case grantErr:
+		err := w.err
+		putWaiter(w)
+		return false, err
 	case grantTurn:
-		w.got = grantNone
-		if ctx != nil {
-			if err := ctx.Err(); err != nil {
-				putWaiter(w)
-				l.giveUp()
-				return err
-			}
-		}
-		return l.take(write, w, ctx, done)
+		return true, nil
 	default:
-		panic(fmt.Sprintf("filelock: waiter of lock %d granted %d", st.id, g))
+		panic(fmt.Sprintf("filelock: waiter of lock %d granted %d", l.st.id, g))
 	}
 }
 

@@ -196,8 +196,17 @@ func (m *Manager) checkLockFile(fd int) error {
 // cleanLeftovers removes, in shared mode, the temporary files and
 // directories that members killed while creating left in the lock
 // directory. In private mode there are none: nothing is published.
+//
+// In either mode it removes registry.tmp, the temporary registry of
+// versions before the staging directory, left by one killed while it
+// replaced the registry: nothing reads it, and nothing else would ever
+// remove it. The caller holds the master lock, under which those versions
+// wrote it too, so it is never one being written. unlinkat(2) removes a
+// symlink planted at the name, never what it points to, and refuses a
+// directory.
 func (m *Manager) cleanLeftovers() {
 	if m.opts.gid >= 0 {
 		cleanTemps(m.dirFD, ".", tmpPrefix)
 	}
+	_ = unlinkAt(m.dirFD, tmpName)
 }

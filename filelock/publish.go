@@ -37,6 +37,13 @@ import (
 // tmpPrefix starts every temporary name; see isTempName.
 const tmpPrefix = ".lockdir-tmp."
 
+// checkTempPrefix starts the counter files of 'lockdir check', which take
+// the temporary prefix so that a leftover one does not make a directory
+// look foreign. cleanTemps leaves them alone: a killed check's file
+// records the lock ID it allocated, and the next check, which frees that
+// ID, removes the file (internal/cli/check_record.go).
+const checkTempPrefix = tmpPrefix + "check-"
+
 // staleTempAge is how old a temporary name must be (by its ctime) before
 // cleanTemps removes it. Creating takes microseconds; a creator stalled
 // for longer than this finds its name gone and starts over. Tests lower it.
@@ -217,7 +224,7 @@ func (m *Manager) mkdirInPlaceAt(dirfd int, path string) error {
 
 // cleanTemps removes the temporary names in the directory dir (relative to
 // dirfd) that start with prefix and are older than staleTempAge: the
-// leftovers of creators killed mid-way. A leftover file may be a second
+// leftovers of creators killed mid-way, but not of checks. A leftover file may be a second
 // name of a lock file in use; removing that name changes nothing for the
 // lock. Errors are ignored: a leftover is clutter, not damage.
 func cleanTemps(dirfd int, dir, prefix string) {
@@ -229,7 +236,7 @@ func cleanTemps(dirfd int, dir, prefix string) {
 	defer f.Close()
 	names, _ := f.Readdirnames(-1)
 	for _, name := range names {
-		if !strings.HasPrefix(name, prefix) || !isTempName(name) {
+		if !strings.HasPrefix(name, prefix) || !isTempName(name) || strings.HasPrefix(name, checkTempPrefix) {
 			continue
 		}
 		ctime, isDir, err := ctimeAt(fd, name)

@@ -30,20 +30,12 @@ func (l *Locker) waitInKernel(how int, w *waiter, ctx context.Context, done <-ch
 	st.owner = w
 	st.mu.Unlock()
 	go l.kernelWait(how)
-	if err := l.await(w, ctx, done); err != nil {
-		return err
+	turn, err := l.awaitGrant(w, ctx, done)
+	if turn {
+		// The turn is already w's caller's: nobody may give it again.
+		panic(fmt.Sprintf("filelock: kernel waiter of lock %d granted the turn", st.id))
 	}
-	switch g := w.got; g {
-	case grantHeld:
-		putWaiter(w)
-		return nil
-	case grantErr:
-		err := w.err
-		putWaiter(w)
-		return err
-	default:
-		panic(fmt.Sprintf("filelock: kernel waiter of lock %d granted %d", st.id, g))
-	}
+	return err
 }
 
 // kernelWait is the kernel waiter: it blocks in flock(2) with how, then

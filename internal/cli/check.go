@@ -24,7 +24,8 @@ take the lock, increment a counter kept in a file next to the locks and
 release it, then checks that no increment was lost and that no two processes
 ever held the lock at once. Prints the throughput and the number of
 violations; exits 6 on any violation. Frees the lock and removes the counter
-file afterwards. Warns when the directory is on a filesystem where flock(2)
+file afterwards; first frees the lock of any earlier check that was killed
+before it could. Warns when the directory is on a filesystem where flock(2)
 may not exclude processes on other machines (NFS, SMB, 9p, FUSE, overlayfs,
 ...): check runs on this machine only. Shows progress when stderr is a
 terminal.`,
@@ -68,8 +69,9 @@ type checkResult struct {
 	Unlinked []unlinkedJSON `json:"unlinked"`
 }
 
-// runCheck runs check's steps: look at the directory, allocate a lock,
-// make the counter file, run the workers, tally and print the result.
+// runCheck runs check's steps: free the locks of killed checks, look at
+// the directory, make the counter file, allocate a lock and record it
+// there, run the workers, tally and print the result.
 func runCheck(g *globals, procs int, d time.Duration, asJSON bool) (err error) {
 	exe, err := os.Executable()
 	if err != nil {
@@ -80,28 +82,41 @@ func runCheck(g *globals, procs int, d time.Duration, asJSON bool) (err error) {
 		return err
 	}
 	defer m.Close()
+	if err := freeDeadChecks(m); err != nil {
+		return err
+	}
 	res, err := inspectDir(m, procs)
 	if err != nil {
 		return err
 	}
 
-	l, err := m.AllocateLock()
-	if err != nil {
-		return err
-	}
-	res.LockID = l.ID()
-	defer func() {
-		if ferr := l.Free(); ferr != nil && err == nil {
-			err = fmt.Errorf("check: freeing lock %d: %w", res.LockID, ferr)
-		}
-	}()
-
+	// The counter file comes first, locked, so that the lock ID is
+	// recorded in it as soon as it is allocated (check_record.go).
 	counter, err := createCounter(m.Dir(), procs)
 	if err != nil {
 		return err
 	}
 	defer os.Remove(counter.Name())
 	defer counter.Close()
+	pauseAt("counter")
+	l, err := m.AllocateLock()
+	if err != nil {
+		return err
+	}
+	res.LockID = l.ID()
+	defer func() {
+		ferr := clearRecord(counter)
+		if ferr == nil {
+			ferr = l.Free()
+		}
+		if ferr != nil && err == nil {
+			err = fmt.Errorf("check: freeing lock %d: %w", res.LockID, ferr)
+		}
+	}()
+	if err := record(counter, res.LockID); err != nil {
+		return fmt.Errorf("check: recording lock %d in the counter file: %w", res.LockID, err)
+	}
+	pauseAt("recorded")
 
 	// From here until check returns, a signal stops the check, and its
 	// workers, and check still frees the lock and removes the counter.
@@ -121,6 +136,18 @@ func runCheck(g *globals, procs int, d time.Duration, asJSON bool) (err error) {
 	}
 	res.tally(c, elapsed)
 	return writeCheck(res, asJSON)
+}
+
+// pauseAt stops check for good at the step named by LOCKDIR_CHECK_PAUSE,
+// after saying so on stderr: the tests kill it there with SIGKILL.
+func pauseAt(step string) {
+	if os.Getenv("LOCKDIR_CHECK_PAUSE") != step {
+		return
+	}
+	fmt.Fprintf(stderr, "lockdir: check: paused at %s\n", step)
+	for {
+		time.Sleep(time.Hour)
+	}
 }
 
 // inspectDir begins the result of a check of m's directory with what the
@@ -154,6 +181,7 @@ func contend(a workerArgs, procs int, d time.Duration, sigs <-chan os.Signal, p 
 	}
 	p.start = time.Now()
 	ws.release(p.start.Add(d))
+	pauseAt("running")
 	if err := ws.wait(sigs, p); err != nil {
 		return 0, err
 	}

@@ -7,12 +7,15 @@ import (
 )
 
 // The counter file: a shared counter and the PID of the process inside the
-// critical section, both only touched under the lock, then one slot per
-// worker with its own increments and violations, written by that worker only.
+// critical section, both only touched under the lock; the record of the
+// lock ID the check allocated (check_record.go), written by the check only;
+// then one slot per worker with its own increments and violations, written
+// by that worker only.
 const (
 	offCounter  = 0
 	offOwner    = 8
-	offSlots    = 16
+	offRecord   = 16
+	offSlots    = 24
 	slotSize    = 16
 	offSlotN    = 0
 	offSlotViol = 8
@@ -24,21 +27,27 @@ func counterSize(procs int) int { return offSlots + slotSize*procs }
 // slotOffset is where worker i's slot starts in the counter file.
 func slotOffset(i int) int64 { return int64(offSlots + slotSize*i) }
 
-// createCounter makes the counter file of a check with procs workers in
-// dir, zeroed. The caller removes it.
 // counterPattern names the counter file with the prefix filelock gives
 // its own temporary files (publish.go), so that a counter left behind by a
 // check killed with SIGKILL does not make the directory look foreign to a
-// later 'lockdir init', and a shared directory's next Open removes it once
-// it has not been written for a minute.
+// later 'lockdir init'. filelock's cleaner of temporary names leaves it
+// alone (it may record a lock ID to free): the next check removes it
+// (check_record.go).
 const counterPattern = ".lockdir-tmp.check-*.counter"
 
+// createCounter makes the counter file of a check with procs workers in
+// dir, zeroed, and takes the shared lock that says the check is alive
+// (check_record.go). The caller removes it.
 func createCounter(dir string, procs int) (*os.File, error) {
 	f, err := os.CreateTemp(dir, counterPattern)
 	if err != nil {
 		return nil, fmt.Errorf("check: creating the counter file: %w", err)
 	}
-	if err := f.Truncate(int64(counterSize(procs))); err != nil {
+	err = lockShared(f)
+	if err == nil {
+		err = f.Truncate(int64(counterSize(procs)))
+	}
+	if err != nil {
 		f.Close()
 		os.Remove(f.Name())
 		return nil, fmt.Errorf("check: %w", err)

@@ -41,11 +41,16 @@ func checkWorker(g *globals, id uint32, counterPath string, slot int) (err error
 	if err != nil {
 		return err
 	}
-	f, err := os.OpenFile(counterPath, os.O_RDWR, 0)
+	f, err := openCounter(counterPath)
 	if err != nil {
 		return err
 	}
 	defer f.Close()
+	// While a worker runs, its check's lock ID is in use, even if the
+	// check itself was killed (check_record.go).
+	if err := lockShared(f); err != nil {
+		return err
+	}
 	defer func() {
 		if r := recover(); r != nil {
 			err = fmt.Errorf("lock %d: %v", id, r)

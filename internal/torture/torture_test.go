@@ -14,6 +14,7 @@ import (
 	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"runtime"
 	"slices"
 	"strconv"
 	"strings"
@@ -242,7 +243,9 @@ func checkUnwedged(t *testing.T, dir string, ids int) {
 // lock, and starting replacements. A holder killed inside its critical
 // section leaves its marker; the next holder reports it with the time it
 // acquired the lock, which gives the delay from the kill to the next
-// acquisition.
+// acquisition, reported as a figure. When the kills stop, every lock still
+// marked by a killed holder must be taken by a survivor within a liveness
+// bound scaled for load, and at the end every lock must be free.
 func TestTortureHolderDeath(t *testing.T) {
 	d := tortureflag.Duration(t, 3*time.Second, 15*time.Second)
 	dir, work := setup(t, 64)
@@ -300,6 +303,18 @@ func TestTortureHolderDeath(t *testing.T) {
 		kills++
 		start()
 	}
+	// The claim: a killed holder's lock is free for the next process. The
+	// survivors go on; every lock still marked by a killed holder must be
+	// taken by one of them, which replaces the marker, within a bound for
+	// liveness only: generous, and scaled for the machine's load.
+	bound := livenessBound(10 * time.Second)
+	killedAt := func(pid int) (int64, bool) {
+		kt, ok := killTime[pid]
+		return kt, ok && live[pid] == nil // a PID reused by a survivor is alive
+	}
+	if id, pid, ago, ok := awaitDeadMarkers(work, a.IDs, killedAt, bound); !ok {
+		t.Errorf("lock %d still marked by process %d, killed %v ago: no other process took it within %v", id, pid, ago, bound)
+	}
 	for _, c := range live {
 		kill(c)
 	}
@@ -349,16 +364,48 @@ func TestTortureHolderDeath(t *testing.T) {
 		}
 		return lat[min(len(lat)-1, int(p*float64(len(lat))))]
 	}
-	worst := pct(1)
-	figure(t, "%d kills survived over %v (%d aimed at a holder); %d deaths inside the critical section measured (+%d with a half-written marker); kill -> next acquisition: median %v, p99 %v, worst %v; %d critical sections, %d increments lost with their killed holder (unlogged, not duplicated), %d lost updates",
-		kills, d, aimed, len(lat), unknown, pct(0.5), pct(0.99), worst, st.done, missing, st.dups)
-	if worst > time.Second {
-		t.Errorf("a lock took %v to be acquired after its holder was killed", worst)
-	}
+	// The delay is reported, not asserted: it measures scheduling on a
+	// shared machine (a 1 s bound failed once at load average 22).
+	figure(t, "%d kills survived over %v (%d aimed at a holder); %d deaths inside the critical section measured (+%d with a half-written marker); kill -> next acquisition: median %v, p90 %v, p99 %v, worst %v (load average %.1f on %d CPUs); %d critical sections, %d increments lost with their killed holder (unlogged, not duplicated), %d lost updates",
+		kills, d, aimed, len(lat), unknown, pct(0.5), pct(0.9), pct(0.99), pct(1), loadAverage(), runtime.NumCPU(), st.done, missing, st.dups)
 	if len(lat) == 0 && kills > 20 {
 		t.Errorf("no holder was killed inside its critical section in %d kills", kills)
 	}
 	checkUnwedged(t, dir, a.IDs)
+}
+
+// awaitDeadMarkers waits until no hold marker of the ids locks in work
+// names a process that killedAt says was killed (and when), or for bound. If bound
+// passes first, it reports one such lock, its dead holder and how long
+// ago that holder was killed, and ok false.
+func awaitDeadMarkers(work string, ids int, killedAt func(pid int) (int64, bool), bound time.Duration) (id, pid int, ago time.Duration, ok bool) {
+	deadline := time.Now().Add(bound)
+	for {
+		id, pid, ago, ok = deadMarker(work, ids, killedAt)
+		if ok || time.Now().After(deadline) {
+			return id, pid, ago, ok
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// deadMarker is one look of awaitDeadMarkers: ok is true if no marker
+// names a killed process.
+func deadMarker(work string, ids int, killedAt func(pid int) (int64, bool)) (id, pid int, ago time.Duration, ok bool) {
+	for id := range ids {
+		b, err := os.ReadFile(MarkerPath(work, id))
+		if err != nil {
+			continue // no marker: nobody inside
+		}
+		pid, err := strconv.Atoi(string(b))
+		if err != nil {
+			continue // being written, or half-written by a killed holder
+		}
+		if kt, killed := killedAt(pid); killed {
+			return id, pid, time.Duration(Mono() - kt), false
+		}
+	}
+	return 0, 0, 0, true
 }
 
 // stormCaps are the capacities the storm resizes between: one page, two
