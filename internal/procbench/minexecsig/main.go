@@ -1,3 +1,5 @@
+//go:build unix
+
 // Command minexecsig is minexec that first catches the seven signals that
 // lockdir lock passes on to its command, as any Go program that forwards
 // signals must: procbench's cli benchmark uses it to show how much of
