@@ -227,7 +227,9 @@ func checkUnwedged(t *testing.T, dir string, ids int) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		// Every process has exited, so the lock is free: the bound is
+		// liveness, scaled for load, not speed.
+		ctx, cancel := context.WithTimeout(context.Background(), livenessBound(2*time.Second))
 		err = l.LockContext(ctx)
 		cancel()
 		if err != nil {
