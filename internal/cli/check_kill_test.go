@@ -25,10 +25,7 @@ import (
 // use. Once every process of the stopped check is gone, the next check
 // must free it and leave nothing allocated.
 func TestCheckKilledFreesItsLock(t *testing.T) {
-	bin := filepath.Join(t.TempDir(), "lockdir")
-	if err := os.Symlink(os.Args[0], bin); err != nil {
-		t.Fatal(err)
-	}
+	bin := lockdirBinary(t)
 	group := groupName(t, os.Getgid())
 	for _, tc := range []struct {
 		step      string

@@ -22,10 +22,7 @@ import (
 // checked. Here a goroutine swaps a FIFO and a regular file over locks/5
 // while lockdir lock runs again and again; every run must end.
 func TestLockFileSwappedForFIFO(t *testing.T) {
-	bin := filepath.Join(t.TempDir(), "lockdir")
-	if err := os.Symlink(os.Args[0], bin); err != nil {
-		t.Fatal(err)
-	}
+	bin := lockdirBinary(t)
 	dir := filepath.Join(t.TempDir(), "ld")
 	if out, err := exec.Command(bin, "--dir", dir, "init").CombinedOutput(); err != nil {
 		t.Fatalf("init: %v\n%s", err, out)

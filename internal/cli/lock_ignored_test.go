@@ -20,10 +20,7 @@ import (
 // SIGQUIT is not among them: the Go runtime keeps an inherited SIG_IGN
 // only for SIGHUP and SIGINT (docs/cli.md says so).
 func TestLockKeepsIgnoredSignals(t *testing.T) {
-	bin := filepath.Join(t.TempDir(), "lockdir")
-	if err := os.Symlink(os.Args[0], bin); err != nil {
-		t.Fatal(err)
-	}
+	bin := lockdirBinary(t)
 	dir := filepath.Join(t.TempDir(), "ld")
 	out, err := exec.Command(bin, "--dir", dir, "path", "1").Output()
 	if err != nil {

@@ -26,10 +26,7 @@ func TestLockSignalInStartupWindow(t *testing.T) {
 	if err != nil {
 		t.Skip("needs strace")
 	}
-	bin := filepath.Join(t.TempDir(), "lockdir")
-	if err := os.Symlink(os.Args[0], bin); err != nil {
-		t.Fatal(err)
-	}
+	bin := lockdirBinary(t)
 	dir := filepath.Join(t.TempDir(), "ld")
 	if out, err := exec.Command(bin, "--dir", dir, "init").CombinedOutput(); err != nil {
 		t.Fatalf("init: %v\n%s", err, out)

@@ -49,3 +49,15 @@ func TestScripts(t *testing.T) {
 		},
 	})
 }
+
+// lockdirBinary returns a path named lockdir to the test binary, which
+// TestMain runs as the lockdir command, for tests that start lockdir
+// processes of their own rather than through a script.
+func lockdirBinary(t *testing.T) string {
+	t.Helper()
+	bin := filepath.Join(t.TempDir(), "lockdir")
+	if err := os.Symlink(os.Args[0], bin); err != nil {
+		t.Fatal(err)
+	}
+	return bin
+}
