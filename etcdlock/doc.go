@@ -15,4 +15,16 @@
 // every acquisition carries a fencing token, Token, that strictly increases
 // per lock ID, for a storage service to reject writes from a stale holder.
 // docs/etcd.md shows the pattern.
+//
+// # Files
+//
+// open.go opens or creates a lock space (New) and refuses foreign or
+// overlapping prefixes; options.go holds the Options; keys.go is the key
+// layout, the only code that knows it; alloc.go allocates and frees IDs
+// through the free ranges, in one transaction each; manager.go is the rest
+// of the Manager API and the per-ID state between goroutines; locker.go is
+// the Locker; mutex.go the etcd side of one lock (concurrency.Mutex's
+// algorithm, with a watch on the key just ahead); session.go the session
+// lease that every held lock is bound to, and its loss; holders.go lists
+// holders and waiters by host and PID, for lockdir status.
 package etcdlock

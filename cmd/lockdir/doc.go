@@ -33,18 +33,7 @@
 //
 // # Files
 //
-// main.go and cli.go run the command line: the command table, global flags
-// and usage; exit.go holds the exit codes and turns errors into messages
-// with advice. dir.go finds and opens the directory, with owner_*.go (file
-// owners); group.go resolves --group; ids.go parses lock IDs and checks
-// them against the capacity. admin.go holds init, alloc, free, free-all,
-// resize and path; status.go status, with proc.go (what /proc says of
-// holders and waiters); version.go version; and quit.go the quiet exit on
-// SIGQUIT. lock is lock_cmd.go (the command), lockflags.go (flock(1)'s
-// flags), lock_unix.go (taking the lock) and child_unix.go (running the
-// command, signals and job control), or lock_other.go where flock(2) is
-// missing. check is check.go (the command and its result), check_workers.go
-// (the parent's side of its processes), check_worker.go (one process),
-// check_counter.go (the file they count in) and check_linux.go or
-// check_other.go (the filesystem's type and the terminal).
+// main.go calls internal/cli, which holds the command's code, so that the
+// etcd-enabled build (github.com/lockdir/lockdir/etcdlock/cmd/lockdir) runs
+// the same code; internal/cli's package comment names its files.
 package main

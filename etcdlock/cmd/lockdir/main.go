@@ -11,6 +11,9 @@
 //	go install github.com/lockdir/lockdir/etcdlock/cmd/lockdir@latest
 //
 // See docs/cli.md, "On etcd".
+//
+// main.go runs internal/cli with the Cluster that cluster.go implements
+// on etcdlock.
 package main
 
 import (

@@ -1,6 +1,8 @@
 // Package etcdtest starts etcd servers inside the calling process, on free
 // loopback ports, for etcdlock's tests, benchmarks and demo. Nothing outside
-// the process is needed.
+// the process is needed. etcdtest.go starts servers and clusters and makes
+// clients; proxy.go is the Partitioner, proxies in front of the members'
+// peer ports that a test cuts to partition a member.
 package etcdtest
 
 import (
