@@ -4,9 +4,7 @@ import (
 	"bufio"
 	"fmt"
 	"os"
-	"runtime"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -124,49 +122,12 @@ func TestChildOutputAfterExit(t *testing.T) {
 	}
 }
 
-// recorder is a testing.TB that records the failures a Child reports
-// instead of failing the test; Fatalf ends the goroutine, as in a test.
-type recorder struct {
-	testing.TB
-	mu    sync.Mutex
-	fails []string
-}
-
-func (r *recorder) Helper() {}
-
-func (r *recorder) Errorf(format string, args ...any) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	r.fails = append(r.fails, fmt.Sprintf(format, args...))
-}
-
-func (r *recorder) Fatalf(format string, args ...any) {
-	r.Errorf(format, args...)
-	runtime.Goexit()
-}
-
-// run calls fn in a goroutine of its own, so that Fatalf can end it, and
-// returns the failures reported.
-func (r *recorder) run(fn func()) []string {
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		fn()
-	}()
-	<-done
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	fails := r.fails
-	r.fails = nil
-	return fails
-}
-
 // TestChildFailures checks that a Child reports what goes wrong, with the
 // child's standard error: a line that does not come or is not the one
 // expected, output where there should be none, and an exit status other
 // than 0.
 func TestChildFailures(t *testing.T) {
-	r := &recorder{TB: t}
+	r := childproc.NewRecorder(t)
 	talk := childproc.Start(r, childproc.Spec{Role: "childproc/talk"})
 	fail := childproc.Start(r, childproc.Spec{Role: "childproc/fail"})
 	for _, tc := range []struct {
@@ -185,13 +146,13 @@ func TestChildFailures(t *testing.T) {
 			}
 		}, "exit status 3; stderr:\nthe reason"},
 	} {
-		fails := r.run(tc.fn)
+		fails, _ := r.Run(tc.fn)
 		if len(fails) != 1 || !strings.Contains(fails[0], tc.want) {
 			t.Errorf("%s: reported %q, want one failure with %q", tc.name, fails, tc.want)
 		}
 	}
 	ok := false
-	if fails := r.run(func() { ok = talk.Wait(10 * time.Second) }); len(fails) != 0 || !ok {
+	if fails, _ := r.Run(func() { ok = talk.Wait(10 * time.Second) }); len(fails) != 0 || !ok {
 		t.Errorf("Wait on a child that exited with status 0 returned %v and reported %q", ok, fails)
 	}
 }
