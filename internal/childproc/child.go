@@ -58,26 +58,30 @@ func Start(t testing.TB, s Spec) *Child {
 	// os/exec copies to: exec.Cmd.Wait waits for those to reach their
 	// end, which a grandchild holding them open puts off for as long as
 	// it lives, and would keep the dead child unreaped.
-	stdout, err := startPipe(&c.cmd.Stdout)
+	stdout, stdoutW, err := os.Pipe()
 	if err != nil {
 		t.Fatalf("child %s: %v", s.Role, err)
 	}
-	stderr, err := startPipe(&c.cmd.Stderr)
-	if err != nil {
-		stdout.Close()
-		t.Fatalf("child %s: %v", s.Role, err)
+	stderr, stderrW, err := os.Pipe()
+	if err == nil {
+		c.stdin, err = c.cmd.StdinPipe()
 	}
-	if c.stdin, err = c.cmd.StdinPipe(); err != nil {
-		t.Fatal(err)
+	if err == nil {
+		c.cmd.Stdout, c.cmd.Stderr = stdoutW, stderrW
+		err = c.cmd.Start()
 	}
-	err = c.cmd.Start()
 	// The child has its own copies of the write ends: once they close,
 	// the read ends see the end of the output.
-	c.cmd.Stdout.(io.Closer).Close()
-	c.cmd.Stderr.(io.Closer).Close()
+	for _, f := range []*os.File{stdoutW, stderrW} {
+		if f != nil {
+			f.Close()
+		}
+	}
 	if err != nil {
 		stdout.Close()
-		stderr.Close()
+		if stderr != nil {
+			stderr.Close()
+		}
 		t.Fatalf("starting child %s: %v", s.Role, err)
 	}
 	c.name = fmt.Sprintf("child %s (pid %d)", s.Role, c.cmd.Process.Pid)
@@ -103,17 +107,6 @@ func Start(t testing.TB, s Spec) *Child {
 		<-c.exited
 	})
 	return c
-}
-
-// startPipe makes a pipe, sets *w to its write end for the child, and
-// returns its read end.
-func startPipe(w *io.Writer) (*os.File, error) {
-	r, pw, err := os.Pipe()
-	if err != nil {
-		return nil, err
-	}
-	*w = pw
-	return r, nil
 }
 
 // reap waits for the child to die; then tells the readers of its pipes to
