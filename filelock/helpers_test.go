@@ -227,6 +227,20 @@ func startChild(t *testing.T, role string, env ...string) *childproc.Child {
 	return childproc.Start(t, childproc.Spec{Role: "filelock/" + role, Env: env})
 }
 
+// mustWait waits for c to exit, as c.Wait does, and stops the test unless
+// it exited with status 0: for the call sites whose next checks read what
+// the child made (its files, its allocations), which a failed child leaves
+// half made. Where what follows holds whatever the child's status, since
+// the kernel releases its locks at exit either way, the tests call c.Wait,
+// which reports the failure and goes on. Like every Child method it is
+// called from the test's goroutine.
+func mustWait(t testing.TB, c *childproc.Child) {
+	t.Helper()
+	if !c.Wait(childExit) {
+		t.FailNow()
+	}
+}
+
 // holdInChild starts a child that locks ids in dir and returns once it
 // holds them.
 func holdInChild(t *testing.T, dir string, ids ...uint32) *childproc.Child {
@@ -365,4 +379,29 @@ func inode(t *testing.T, path string) uint64 {
 		t.Fatal(err)
 	}
 	return fi.Sys().(*syscall.Stat_t).Ino
+}
+
+// TestMustWait checks that mustWait stops the test when a child exits
+// with a status other than 0, having reported why, and returns when it
+// exits with 0.
+func TestMustWait(t *testing.T) {
+	t.Parallel()
+	r := childproc.NewRecorder(t)
+	for _, tc := range []struct {
+		role string
+		stop bool
+	}{
+		{"nosuchrole", true}, // runChild exits with status 2
+		{"alloc", false},     // allocates in a directory it creates
+	} {
+		dir := filepath.Join(t.TempDir(), "locks")
+		c := childproc.Start(r, childproc.Spec{Role: "filelock/" + tc.role, Env: []string{"DIR=" + dir, "CAP=4"}})
+		fails, returned := r.Run(func() { mustWait(r, c) })
+		if returned == tc.stop {
+			t.Errorf("role %s: mustWait returned: %v, want %v (failures %q)", tc.role, returned, !tc.stop, fails)
+		}
+		if tc.stop && (len(fails) == 0 || !strings.Contains(fails[0], `unknown role "nosuchrole"`)) {
+			t.Errorf("role %s: mustWait reported %q, want the child's stderr", tc.role, fails)
+		}
+	}
 }

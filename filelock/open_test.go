@@ -146,8 +146,7 @@ func TestModes(t *testing.T) {
 			if tc.shared {
 				env = append(env, "GID="+strconv.Itoa(gid))
 			}
-			c := startChild(t, "modes", env...)
-			c.Wait(childExit)
+			mustWait(t, startChild(t, "modes", env...))
 			check := func(rel string, want uint32) {
 				t.Helper()
 				var st syscall.Stat_t
@@ -275,7 +274,7 @@ func TestOpenOrCreateRace(t *testing.T) {
 				if err != nil {
 					t.Fatal(err)
 				}
-				c.Wait(childExit)
+				mustWait(t, c)
 				got = append(got, uint32(id))
 			}
 			slices.Sort(got)

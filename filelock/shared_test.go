@@ -99,17 +99,30 @@ func startMember(t *testing.T, exe string, a memberArgs, cred *syscall.Credentia
 
 // waitMember ends the input of mb, if not already, and returns its result,
 // and whether SIGKILL ended it.
-func waitMember(t *testing.T, mb *childproc.Child) (r memberResult, killed bool) {
+func waitMember(t testing.TB, mb *childproc.Child) (r memberResult, killed bool) {
 	t.Helper()
 	mb.CloseStdin()
 	if childproc.Killed(mb.Err()) {
 		return r, true
 	}
-	if mb.Result(&r) == nil {
+	err := mb.Result(&r) // on failure, it holds what mb printed
+	if err == nil {
 		return r, false
 	}
-	t.Fatalf("%v: %v, printed no result; stderr:\n%s", mb, mb.Err(), mb.Stderr())
+	t.Fatalf("%v (exit: %v); stderr:\n%s", err, mb.Err(), mb.Stderr())
 	return r, false
+}
+
+// TestWaitMemberMessage checks that when a member prints no result,
+// waitMember's message holds what it printed: here, the failure of the
+// child test, which goes to standard output.
+func TestWaitMemberMessage(t *testing.T) {
+	r := childproc.NewRecorder(t)
+	mb := childproc.Start(r, hardenChild("nosuchrole", hardenArgs{}, nil, ""))
+	fails, _ := r.Run(func() { waitMember(r, mb) })
+	if len(fails) != 1 || !strings.Contains(fails[0], `unknown role "nosuchrole"`) {
+		t.Errorf("waitMember of a child that printed no result reported %q, want its output", fails)
+	}
 }
 
 func runMember(t *testing.T, exe string, a memberArgs, cred *syscall.Credential) (memberResult, bool) {

@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"fmt"
 	"io"
+	"os"
 	"os/exec"
 	"strings"
 	"sync"
@@ -18,6 +19,12 @@ import (
 // lines it printed before it exited can still be read after. A Child
 // belongs to the test that started it: its methods fail that test, and
 // must be called from its goroutine.
+//
+// The child is reaped as soon as it dies, apart from the reading of its
+// output: a process it started (a grandchild) may hold its standard output
+// and error open for long after. Once the child is dead, what is already
+// in those pipes is read, and then the output ends, whoever still holds
+// them.
 type Child struct {
 	t      testing.TB
 	name   string // "child role (pid N)", for messages
@@ -30,7 +37,7 @@ type Child struct {
 	more  chan struct{} // holds a value when lines may have grown
 	eof   bool          // standard output is closed: no more lines
 
-	exited chan struct{} // closed once the child is reaped
+	exited chan struct{} // closed once the child is reaped and its output read
 	err    error         // Wait's result, once exited is closed
 }
 
@@ -47,19 +54,47 @@ func Start(t testing.TB, s Spec) *Child {
 		more:   make(chan struct{}, 1),
 		exited: make(chan struct{}),
 	}
-	c.cmd.Stderr = &c.stderr
-	stdout, err := c.cmd.StdoutPipe()
+	// Pipes of our own for the output, not StdoutPipe or a Writer that
+	// os/exec copies to: exec.Cmd.Wait waits for those to reach their
+	// end, which a grandchild holding them open puts off for as long as
+	// it lives, and would keep the dead child unreaped.
+	stdout, stdoutW, err := os.Pipe()
 	if err != nil {
-		t.Fatal(err)
+		t.Fatalf("child %s: %v", s.Role, err)
 	}
-	if c.stdin, err = c.cmd.StdinPipe(); err != nil {
-		t.Fatal(err)
+	stderr, stderrW, err := os.Pipe()
+	if err == nil {
+		c.stdin, err = c.cmd.StdinPipe()
 	}
-	if err := c.cmd.Start(); err != nil {
+	if err == nil {
+		c.cmd.Stdout, c.cmd.Stderr = stdoutW, stderrW
+		err = c.cmd.Start()
+	}
+	// The child has its own copies of the write ends: once they close,
+	// the read ends see the end of the output.
+	for _, f := range []*os.File{stdoutW, stderrW} {
+		if f != nil {
+			f.Close()
+		}
+	}
+	if err != nil {
+		stdout.Close()
+		if stderr != nil {
+			stderr.Close()
+		}
 		t.Fatalf("starting child %s: %v", s.Role, err)
 	}
 	c.name = fmt.Sprintf("child %s (pid %d)", s.Role, c.cmd.Process.Pid)
-	go c.read(stdout)
+	outDone, errDone := make(chan struct{}), make(chan struct{})
+	go func() {
+		defer close(outDone)
+		c.read(stdout)
+	}()
+	go func() {
+		defer close(errDone)
+		io.Copy(&c.stderr, &pipeReader{f: stderr})
+	}()
+	go c.reap([]*os.File{stdout, stderr}, outDone, errDone)
 	t.Cleanup(func() {
 		c.stdin.Close()
 		if !t.Failed() && s.Grace > 0 {
@@ -74,10 +109,27 @@ func Start(t testing.TB, s Spec) *Child {
 	return c
 }
 
-// read queues the lines of stdout until it ends, then reaps the child:
-// exec.Cmd.Wait must not be called before the pipe is read to its end.
-func (c *Child) read(stdout io.Reader) {
-	r := bufio.NewReader(stdout)
+// reap waits for the child to die; then tells the readers of its pipes to
+// stop at what the child wrote (a grandchild may hold the pipes open, so
+// their end may be far off), waits for them, and closes the pipes.
+func (c *Child) reap(pipes []*os.File, done ...chan struct{}) {
+	err := c.cmd.Wait()
+	for _, p := range pipes {
+		stopAtEmpty(p)
+	}
+	for _, d := range done {
+		<-d
+	}
+	for _, p := range pipes {
+		p.Close()
+	}
+	c.err = err
+	close(c.exited)
+}
+
+// read queues the lines of stdout until it ends.
+func (c *Child) read(stdout *os.File) {
+	r := bufio.NewReader(&pipeReader{f: stdout})
 	for {
 		s, err := r.ReadString('\n')
 		if s != "" {
@@ -94,8 +146,6 @@ func (c *Child) read(stdout io.Reader) {
 	c.eof = true
 	c.mu.Unlock()
 	c.signal()
-	c.err = c.cmd.Wait()
-	close(c.exited)
 }
 
 // signal wakes the reader of lines, if it waits.
@@ -197,9 +247,9 @@ func (c *Child) CloseStdin() { c.stdin.Close() }
 
 // Wait closes the child's standard input and waits for it to exit. It
 // stops the test if the child is still running after timeout, and reports
-// an error unless it exited with status 0. Lines it printed and nobody
-// took are dropped.
-func (c *Child) Wait(timeout time.Duration) {
+// an error unless it exited with status 0; it returns whether it did.
+// Lines it printed and nobody took stay queued, for Next and Result.
+func (c *Child) Wait(timeout time.Duration) bool {
 	c.t.Helper()
 	c.stdin.Close()
 	select {
@@ -209,7 +259,9 @@ func (c *Child) Wait(timeout time.Duration) {
 	}
 	if c.err != nil {
 		c.t.Errorf("%v: %v; stderr:\n%s", c, c.err, c.Stderr())
+		return false
 	}
+	return true
 }
 
 // Kill sends the child SIGKILL (on Windows, ends it), without waiting for
@@ -217,18 +269,23 @@ func (c *Child) Wait(timeout time.Duration) {
 func (c *Child) Kill() error { return c.cmd.Process.Kill() }
 
 // Exited returns a channel that is closed once the child has exited and
-// been reaped, and its output read to the end.
+// been reaped, and its output read: to its end, or, if a process the child
+// started holds it open, as far as the child wrote.
 func (c *Child) Exited() <-chan struct{} { return c.exited }
 
 // Result waits for the child to exit and decodes into v the result it
-// wrote with Reply, from the lines nobody took, as Result does.
+// wrote with Reply, from the lines nobody took, as Result does, and takes
+// those lines. If there is no result, the error holds them.
 func (c *Child) Result(v any) error {
 	<-c.exited
 	c.mu.Lock()
 	out := strings.Join(c.lines, "\n")
 	c.lines = nil
 	c.mu.Unlock()
-	return Result([]byte(out), v)
+	if err := Result([]byte(out), v); err != nil {
+		return fmt.Errorf("%v: %w; stdout:\n%s", c, err, out)
+	}
+	return nil
 }
 
 // Err waits for the child to exit and returns exec.Cmd.Wait's result: nil

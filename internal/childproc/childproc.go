@@ -17,8 +17,14 @@
 // Files: childproc.go builds a child's command and plays the child's side;
 // child.go is a running child that talks to its test line by line (Start),
 // the one used by filelock, lock/locktest and internal/torture;
-// syncbuffer.go is the stderr buffer that the parent reads while the child
-// writes; killed_unix.go tells a SIGKILL apart from other deaths;
+// pipe.go (with pipe_unix.go, pipe_other.go) reads a child's output to its
+// end, or only to what is in the pipe once the child is dead, so that a
+// grandchild holding the pipe open does not keep a dead child from being
+// reported; scope.go is a Scope, the clean-ups of one round of a test's
+// loop, run at the end of the round; recorder.go is a Recorder, the
+// testing.TB that records failures for the tests of helpers that fail
+// their test; syncbuffer.go is the stderr buffer that the parent reads while
+// the child writes; killed_unix.go tells a SIGKILL apart from other deaths;
 // user_linux.go makes the throwaway users, and the directory and copy of the
 // binary they can reach, that multi-user tests run children as.
 package childproc

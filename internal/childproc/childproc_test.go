@@ -4,9 +4,7 @@ import (
 	"bufio"
 	"fmt"
 	"os"
-	"runtime"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -47,6 +45,10 @@ func TestMain(m *testing.M) {
 	case "fail":
 		fmt.Fprintln(os.Stderr, "the reason")
 		os.Exit(3)
+	case "orphan":
+		orphanRole()
+	case "orphanprint":
+		orphanPrintRole()
 	}
 	os.Exit(0)
 }
@@ -120,49 +122,12 @@ func TestChildOutputAfterExit(t *testing.T) {
 	}
 }
 
-// recorder is a testing.TB that records the failures a Child reports
-// instead of failing the test; Fatalf ends the goroutine, as in a test.
-type recorder struct {
-	testing.TB
-	mu    sync.Mutex
-	fails []string
-}
-
-func (r *recorder) Helper() {}
-
-func (r *recorder) Errorf(format string, args ...any) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	r.fails = append(r.fails, fmt.Sprintf(format, args...))
-}
-
-func (r *recorder) Fatalf(format string, args ...any) {
-	r.Errorf(format, args...)
-	runtime.Goexit()
-}
-
-// run calls fn in a goroutine of its own, so that Fatalf can end it, and
-// returns the failures reported.
-func (r *recorder) run(fn func()) []string {
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		fn()
-	}()
-	<-done
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	fails := r.fails
-	r.fails = nil
-	return fails
-}
-
 // TestChildFailures checks that a Child reports what goes wrong, with the
 // child's standard error: a line that does not come or is not the one
 // expected, output where there should be none, and an exit status other
 // than 0.
 func TestChildFailures(t *testing.T) {
-	r := &recorder{TB: t}
+	r := childproc.NewRecorder(t)
 	talk := childproc.Start(r, childproc.Spec{Role: "childproc/talk"})
 	fail := childproc.Start(r, childproc.Spec{Role: "childproc/fail"})
 	for _, tc := range []struct {
@@ -175,15 +140,20 @@ func TestChildFailures(t *testing.T) {
 		{"Quiet while it prints", func() { talk.Send("x"); talk.Quiet(10*time.Second, "it should not") }, `printed "x", but it should not`},
 		{"Next after exit with no output", func() { fail.Next(10 * time.Second) }, "exited (exit status 3) with no more output; stderr:\nthe reason"},
 		{"Quiet after exit", func() { fail.Quiet(10*time.Second, "it should live") }, "exited, but it should live"},
-		{"Wait on exit status 3", func() { fail.Wait(10 * time.Second) }, "exit status 3; stderr:\nthe reason"},
+		{"Wait on exit status 3", func() {
+			if fail.Wait(10 * time.Second) {
+				t.Error("Wait on exit status 3 returned true")
+			}
+		}, "exit status 3; stderr:\nthe reason"},
 	} {
-		fails := r.run(tc.fn)
+		fails, _ := r.Run(tc.fn)
 		if len(fails) != 1 || !strings.Contains(fails[0], tc.want) {
 			t.Errorf("%s: reported %q, want one failure with %q", tc.name, fails, tc.want)
 		}
 	}
-	if fails := r.run(func() { talk.Wait(10 * time.Second) }); len(fails) != 0 {
-		t.Errorf("Wait on a child that exited with status 0 reported %q", fails)
+	ok := false
+	if fails, _ := r.Run(func() { ok = talk.Wait(10 * time.Second) }); len(fails) != 0 || !ok {
+		t.Errorf("Wait on a child that exited with status 0 returned %v and reported %q", ok, fails)
 	}
 }
 
@@ -197,5 +167,16 @@ func TestChildResult(t *testing.T) {
 	}
 	if r.Joined != "c d" {
 		t.Errorf("the child joined its arguments to %q, want \"c d\"", r.Joined)
+	}
+}
+
+// TestChildNoResult checks that when a child printed no result, Result's
+// error holds what it printed, for the test's message.
+func TestChildNoResult(t *testing.T) {
+	c := childproc.Start(t, childproc.Spec{Role: "childproc/print"})
+	var r echoResult
+	err := c.Result(&r)
+	if err == nil || !strings.Contains(err.Error(), "printed no result; stdout:\none\ntwo") {
+		t.Errorf("Result of a child that printed \"one\\ntwo\" = %v, want an error with that output", err)
 	}
 }

@@ -57,8 +57,9 @@ func figure(t *testing.T, format string, args ...any) {
 }
 
 // spawn starts the test binary in a torture role with arguments a. The
-// child is killed at the end of the test if it is still running.
-func spawn(t *testing.T, role string, a ChildArgs) *childproc.Child {
+// child is killed at the end of t if it is still running: of the test, or
+// of the round if t is a childproc.Scope.
+func spawn(t testing.TB, role string, a ChildArgs) *childproc.Child {
 	t.Helper()
 	return childproc.Start(t, childproc.Spec{Role: "torture/" + role, Args: a})
 }
@@ -451,6 +452,9 @@ func TestTortureRegistryCrash(t *testing.T) {
 		return m
 	}
 	seed := uint64(0)
+	// The children of a round are cleaned up at its end, not all at the
+	// end of the test; if it stops mid-round, the test's end kills them.
+	round := childproc.NewScope(t)
 	end := time.Now().Add(d)
 	for time.Now().Before(end) && violations == 0 {
 		rounds++
@@ -465,7 +469,7 @@ func TestTortureRegistryCrash(t *testing.T) {
 		}
 		for range n {
 			seed++
-			c := spawn(t, "storm", ChildArgs{Dir: dir, Work: work, Capacities: stormCaps, Seed: seed, Fsync: fsync})
+			c := spawn(round, "storm", ChildArgs{Dir: dir, Work: work, Capacities: stormCaps, Seed: seed, Fsync: fsync})
 			kids = append(kids, c)
 		}
 		readyAt := time.Now()
@@ -492,6 +496,7 @@ func TestTortureRegistryCrash(t *testing.T) {
 				m.Close()
 			}
 		}
+		round.Close() // every child of the round is dead and reaped
 		// Reconcile the log with the registry.
 		b, err := os.ReadFile(StormLogPath(work))
 		if err != nil && !errors.Is(err, os.ErrNotExist) {
