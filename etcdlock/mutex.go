@@ -161,6 +161,32 @@ func (m *Manager) waitPredecessors(ctx context.Context, s *session, dir, key str
 			delete(older, k)
 		}
 	}
+	return m.stillQueued(ctx, s, key, rev)
+}
+
+// stillQueued checks, once every key ahead of key is gone, that key itself
+// is still there: that the lock is this waiter's. A waiter paused past its
+// TTL (SIGSTOP, a long pause, a partition) has lost its key with its
+// lease, and another process may have taken the lock since; the watch can
+// report the deletion of the key ahead before that of key, and its
+// session's end may not have reached this process yet. (Found by review:
+// a waiter stopped past its TTL ran its command while another process
+// held the lock.) It costs one round trip, on the waiting path only.
+func (m *Manager) stillQueued(ctx context.Context, s *session, key string, rev int64) error {
+	select {
+	case <-s.done():
+		return errSessionLost
+	default:
+	}
+	rctx, cancel := context.WithTimeout(ctx, m.opts.timeout)
+	resp, err := m.cli.Get(rctx, key, clientv3.WithKeysOnly())
+	cancel()
+	if err != nil {
+		return m.etcdErr("lock", key, err)
+	}
+	if len(resp.Kvs) == 0 || resp.Kvs[0].CreateRevision != rev {
+		return errSessionLost
+	}
 	return nil
 }
 
