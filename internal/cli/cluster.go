@@ -151,9 +151,11 @@ func (c *clusterFlags) lookup(name string) *string {
 }
 
 // endpoints returns the cluster's endpoints, from --etcd or
-// $LOCKDIR_ETCD, or "" to use the lock directory.
+// $LOCKDIR_ETCD, or "" to use the lock directory. A --etcd given empty
+// is returned as it is, so that onCluster refuses it, rather than the
+// environment's cluster used in its place.
 func (c *clusterFlags) endpoints() string {
-	if c.etcd != "" {
+	if c.etcd != "" || slices.Contains(c.set, "etcd") {
 		return c.etcd
 	}
 	return os.Getenv("LOCKDIR_ETCD")
