@@ -221,6 +221,15 @@ func (g *globals) clusterConfig(cmd string) (ClusterConfig, error) {
 	if (c.Cert == "") != (c.Key == "") {
 		return c, usageError(cmd, "%s: --cert and --key go together", cmd)
 	}
+	if c.CACert != "" || c.Cert != "" {
+		// etcd's client drops the TLS settings for such an endpoint and
+		// talks to it in plaintext, verifying nothing (found by review).
+		for _, e := range c.Endpoints {
+			if strings.HasPrefix(e, "http://") || strings.HasPrefix(e, "unix://") {
+				return c, usageError(cmd, "%s: --cacert, --cert and --key need TLS, but endpoint %s is plaintext: write https://HOST:PORT or HOST:PORT", cmd, e)
+			}
+		}
+	}
 	if g.cl.timeout != "" {
 		d, err := time.ParseDuration(g.cl.timeout)
 		if err != nil || d <= 0 {
