@@ -34,7 +34,7 @@ import (
 // job stop and regains the terminal; when lockdir is continued (fg, bg),
 // it gives the terminal back if it has it and continues the command.
 func runChild(path string, argv []string, sigs chan os.Signal) error {
-	c, err := startChild(path, argv)
+	c, err := startChild(path, argv, os.Environ())
 	if err != nil {
 		return err
 	}
@@ -59,7 +59,7 @@ type child struct {
 
 // startChild starts the command in a process group of its own, in the
 // foreground of lockdir's terminal if lockdir is.
-func startChild(path string, argv []string) (*child, error) {
+func startChild(path string, argv, env []string) (*child, error) {
 	c := &child{tty: foregroundTTY(), ourPgrp: syscall.Getpgrp()}
 	attr := &syscall.SysProcAttr{Setpgid: true}
 	if c.tty >= 0 {
@@ -68,7 +68,7 @@ func startChild(path string, argv []string) (*child, error) {
 		attr.Foreground = true
 		attr.Ctty = c.tty
 	}
-	pa := &syscall.ProcAttr{Env: os.Environ(), Files: []uintptr{0, 1, 2}, Sys: attr}
+	pa := &syscall.ProcAttr{Env: env, Files: []uintptr{0, 1, 2}, Sys: attr}
 	pid, err := syscall.ForkExec(path, argv, pa)
 	if err == syscall.ENOEXEC {
 		pid, err = syscall.ForkExec(shellPath, shellArgv(path, argv), pa)

@@ -166,7 +166,7 @@ func (c *clusterFlags) endpoints() string {
 // machines, which is what the user asked for.
 func errNoCluster(cmd string) error {
 	return errorf(exitUsage,
-		"build the etcd-enabled lockdir with 'make bin/lockdir-etcd', or 'go install github.com/lockdir/lockdir/etcdlock/cmd/lockdir@latest'; or unset LOCKDIR_ETCD to use a lock directory",
+		"build the etcd-enabled lockdir with 'make bin/lockdir-etcd', or 'cd etcdlock && go install ./cmd/lockdir' in a checkout of lockdir; or unset LOCKDIR_ETCD to use a lock directory",
 		"%s: this lockdir is built without etcd support, and --etcd or $LOCKDIR_ETCD asks for an etcd cluster", cmd)
 }
 

@@ -7,6 +7,9 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"slices"
+	"strconv"
+	"strings"
 	"sync"
 	"syscall"
 	"time"
@@ -92,10 +95,6 @@ func takeClusterLock(s Space, o *lockOptions, id uint32, sigs <-chan os.Signal) 
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	timeout := o.timeout()
-	if timeout > 0 {
-		ctx, cancel = context.WithTimeout(ctx, timeout)
-		defer cancel()
-	}
 	// The signals that end the wait; the watcher is gone before the
 	// command starts, so that forwardSignals gets every later one.
 	var sig os.Signal
@@ -119,7 +118,7 @@ func takeClusterLock(s Space, o *lockOptions, id uint32, sigs <-chan os.Signal) 
 		}
 	}()
 	start := time.Now()
-	h, err := s.Lock(ctx, id, timeout != 0)
+	h, busy, err := lockWithin(ctx, s, id, timeout)
 	close(stop)
 	<-watched
 	if sig != nil {
@@ -137,7 +136,7 @@ func takeClusterLock(s Space, o *lockOptions, id uint32, sigs <-chan os.Signal) 
 			fmt.Fprintf(stderr, "lockdir: getting lock %d took %.6f seconds\n", id, time.Since(start).Seconds())
 		}
 		return h, nil
-	case err == nil, timeout > 0 && errors.Is(err, context.DeadlineExceeded):
+	case err == nil, busy:
 		if o.verbose {
 			if timeout > 0 {
 				fmt.Fprintf(stderr, "lockdir: timed out after %v waiting for lock %d, held%s\n", timeout, id, describeClusterHolders(s, id))
@@ -151,11 +150,49 @@ func takeClusterLock(s Space, o *lockOptions, id uint32, sigs <-chan os.Signal) 
 		"lock: waiting for lock %d on %s: %w", id, s.Where(), err)
 }
 
+// tokenEnv is the environment variable in which lock on a cluster gives the
+// command the fencing token of its hold.
+const tokenEnv = "LOCKDIR_FENCING_TOKEN"
+
+// withToken returns env with tokenEnv set to token, in place of one that
+// an outer lockdir set: a command that takes two locks in turn sees its
+// inner one's.
+func withToken(env []string, token int64) []string {
+	out := slices.DeleteFunc(slices.Clone(env), func(kv string) bool { return strings.HasPrefix(kv, tokenEnv+"=") })
+	return append(out, tokenEnv+"="+strconv.FormatInt(token, 10))
+}
+
+// lockWithin takes lock id, waiting for a holder for at most timeout:
+// negative is for ever, zero not at all. busy reports a lock still held
+// when the wait ended. The timeout bounds only the wait for a holder, not
+// the round trips that take a free lock, as flock(1)'s -w bounds only the
+// wait in flock(2): a free lock is taken whatever -w says, however far
+// away the cluster (found by review: -w 0.05 gave up on a free lock).
+func lockWithin(ctx context.Context, s Space, id uint32, timeout time.Duration) (h Held, busy bool, err error) {
+	if timeout < 0 {
+		h, err = s.Lock(ctx, id, true)
+		return h, false, err
+	}
+	if h, err = s.Lock(ctx, id, false); err != nil || h != nil || timeout == 0 {
+		return h, err == nil && h == nil, err
+	}
+	wctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	h, err = s.Lock(wctx, id, true)
+	if err != nil && errors.Is(err, context.DeadlineExceeded) && ctx.Err() == nil && wctx.Err() != nil {
+		return nil, true, nil
+	}
+	return h, false, err
+}
+
 // runChildHeld is runChild for a lock that can be lost: when h's Lost
 // closes before the command exits, it says so, sends SIGTERM to the
 // command's process group, and returns exitLost once the command is gone.
 func runChildHeld(path string, argv []string, sigs chan os.Signal, id uint32, h Held) error {
-	c, err := startChild(path, argv)
+	// The hold's fencing token, for a command whose storage can reject
+	// the writes of a holder that lost the lock (docs/etcd.md,
+	// "Fencing").
+	c, err := startChild(path, argv, withToken(os.Environ(), h.Token()))
 	if err != nil {
 		return err
 	}

@@ -8,7 +8,10 @@
 // It is a separate build because etcd's client brings gRPC, which the plain
 // lockdir does without: make bin/lockdir-etcd, or
 //
-//	go install github.com/lockdir/lockdir/etcdlock/cmd/lockdir@latest
+//	cd etcdlock && go install ./cmd/lockdir
+//
+// from a checkout of lockdir: etcdlock/go.mod replaces the root module
+// with ../, so 'go install ...@latest' refuses it.
 //
 // See docs/cli.md, "On etcd".
 //
