@@ -261,6 +261,18 @@ func (g *globals) openSpace(cmd string, numLocks uint32) (Space, error) {
 	return s, nil
 }
 
+// spaceReadError explains an error from reading the open lock space s.
+// Keys that lockdir did not write are the space's corruption; the advice
+// is etcd's, not the lock directory's "move it aside" (found by review).
+func spaceReadError(s Space, what string, err error) error {
+	err = fmt.Errorf("%s: %s: %w", s.Where(), what, err)
+	if errors.Is(err, lock.ErrCorrupt) {
+		return &exitError{code: exitDir, err: err,
+			hint: "the lock space holds keys that lockdir did not write: list them with 'etcdctl get --prefix --keys-only PREFIX' and remove them, or pick another prefix with --prefix"}
+	}
+	return err
+}
+
 // spaceError explains an error from opening a lock space. Like a lock
 // directory's, every such error has exit code exitDir.
 func spaceError(c ClusterConfig, err error) error {

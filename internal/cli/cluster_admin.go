@@ -175,11 +175,11 @@ func clusterStatus(g *globals, ids []uint32, asJSON bool) error {
 	}
 	allocated, err := s.Allocated()
 	if err != nil {
-		return err
+		return spaceReadError(s, "reading the allocations", err)
 	}
 	holders, err := s.Holders()
 	if err != nil {
-		return fmt.Errorf("finding lock holders: %w", err)
+		return spaceReadError(s, "finding lock holders", err)
 	}
 	show := ids
 	if len(show) == 0 {
