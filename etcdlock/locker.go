@@ -128,11 +128,12 @@ func (l *Locker) doneErr(ctx context.Context, err error) error {
 //
 // If the lock was lost (Lost is closed), Unlock still returns at once and
 // leaves the Locker unlocked: the holder key is gone, or goes with the
-// lease within the TTL. If etcd cannot be reached, Unlock does not panic
-// or wait either: it retries the delete in the background while the
-// session lives, so the lock is free in etcd once etcd answers (or once the
-// lease expires), and the Manager's other locks stay held. Until then a
-// Lock of the same ID through this Manager waits.
+// lease within the TTL. If etcd cannot be reached, Unlock does not panic:
+// it waits for the delete for at most the request timeout (WithTimeout),
+// then returns and retries it in the background while the session lives,
+// so the lock is free in etcd once etcd answers (or once the lease
+// expires), and the Manager's other locks stay held. Until then a Lock of
+// the same ID through this Manager waits.
 func (l *Locker) Unlock() {
 	st := l.st
 	h := st.hold.Swap(nil)

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"os/signal"
 	"slices"
 	"strconv"
 	"strings"
@@ -43,15 +44,14 @@ func runClusterLock(g *globals, o *lockOptions, id uint32, argv []string) error 
 	if err != nil {
 		return err
 	}
-	defer s.Close()
+	var h Held
+	defer func() { release(h, s) }()
 	if err := checkSpaceIDs(s, []uint32{id}); err != nil {
 		return err
 	}
-	h, err := takeClusterLock(s, o, id, sigs)
-	if err != nil {
+	if h, err = takeClusterLock(s, o, id, sigs); err != nil {
 		return err
 	}
-	defer h.Unlock()
 	if o.verbose {
 		fmt.Fprintf(stderr, "lockdir: executing %s\n", argv[0])
 	}
@@ -185,10 +185,44 @@ func lockWithin(ctx context.Context, s Space, id uint32, timeout time.Duration) 
 	return h, false, err
 }
 
+// release unlocks h, if any, and closes s, unless SIGHUP, SIGINT, SIGQUIT
+// or SIGTERM comes first: with etcd out of reach, each waits for up to
+// --dial-timeout, and neither Ctrl-C nor a service manager's SIGTERM
+// should wait for that once the command is done (found by review). lockdir
+// then exits with the status it has, and its key goes with its lease,
+// within the TTL.
+func release(h Held, s Space) {
+	// A channel of its own: forwardSignals' goroutine still reads sigs,
+	// and drops what it reads once the command is gone. The signals are
+	// caught already, so this Notify costs no round trip to the runtime.
+	quit := make(chan os.Signal, 1)
+	signal.Notify(quit, caught([]os.Signal{syscall.SIGHUP, syscall.SIGINT, syscall.SIGQUIT, syscall.SIGTERM})...)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		if h != nil {
+			h.Unlock()
+		}
+		s.Close()
+	}()
+	select {
+	case <-done:
+	case <-quit:
+	}
+}
+
 // runChildHeld is runChild for a lock that can be lost: when h's Lost
 // closes before the command exits, it says so, sends SIGTERM to the
 // command's process group, and returns exitLost once the command is gone.
 func runChildHeld(path string, argv []string, sigs chan os.Signal, id uint32, h Held) error {
+	// A hold lost already (a waiter paused past its TTL) must not start
+	// the command at all (found by review).
+	select {
+	case <-h.Lost():
+		fmt.Fprintf(stderr, "lockdir: lock %d lost before %s could start: its etcd lease ended; another process may hold it now; not running %s\n", id, argv[0], argv[0])
+		return exitStatus(exitLost)
+	default:
+	}
 	// The hold's fencing token, for a command whose storage can reject
 	// the writes of a holder that lost the lock (docs/etcd.md,
 	// "Fencing").

@@ -1,0 +1,134 @@
+package main
+
+import (
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/lockdir/lockdir/etcdlock/internal/etcdtest"
+)
+
+// TestReleaseEndsOnSignal freezes etcd, as seen by lockdir, just as lock's
+// command exits: Unlock and the session's revoke then each wait for up to
+// --dial-timeout (here 20 s). A SIGTERM (a service manager's) or a Ctrl-C
+// must still end lockdir at once (found by review: it ended 2 × the
+// timeout later). Its key goes with its lease, within the TTL.
+func TestReleaseEndsOnSignal(t *testing.T) {
+	server, err := etcdtest.Start(filepath.Join(t.TempDir(), "etcd"), 1, etcdtest.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(server.Close) // after the freezer's clean-up, which lets its connections go
+	p := startFreezer(t, strings.TrimPrefix(server.Endpoints()[0], "http://"))
+	dir := t.TempDir()
+	bin := filepath.Join(dir, "lockdir")
+	if err := os.Symlink(os.Args[0], bin); err != nil {
+		t.Fatal(err)
+	}
+	env := append(os.Environ(), "LOCKDIR_ETCD="+p.addr, "LOCKDIR_ETCD_PREFIX=/release-test/")
+	if out, err := (&exec.Cmd{Path: bin, Args: []string{"lockdir", "init"}, Env: env}).CombinedOutput(); err != nil {
+		t.Fatalf("init: %v\n%s", err, out)
+	}
+	started, finish := filepath.Join(dir, "started"), filepath.Join(dir, "finish")
+	cmd := &exec.Cmd{Path: bin, Env: env, Args: []string{"lockdir", "--dial-timeout", "20s", "lock", "1", "--",
+		"sh", "-c", "touch " + started + "; while [ ! -e " + finish + " ]; do sleep 0.02; done"}}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	exited := make(chan error, 1)
+	go func() { exited <- cmd.Wait() }()
+	for deadline := time.Now().Add(20 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		if _, err := os.Stat(started); err == nil {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the command did not start")
+		}
+	}
+	p.freeze()
+	if err := os.WriteFile(finish, nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(300 * time.Millisecond) // the command exits; lockdir waits on etcd
+	sent := time.Now()
+	cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case err := <-exited:
+		t.Logf("lockdir ended %v after SIGTERM: %v", time.Since(sent).Round(time.Millisecond), err)
+	case <-time.After(10 * time.Second):
+		cmd.Process.Kill()
+		t.Fatalf("lockdir still waiting on a frozen etcd 10 s after SIGTERM")
+	}
+}
+
+// freezer is a TCP proxy to one etcd endpoint that can stop passing bytes,
+// without closing anything, as a frozen or partitioned server would.
+type freezer struct {
+	addr   string
+	mu     sync.Mutex
+	frozen bool
+	thaw   chan struct{}
+}
+
+func startFreezer(t *testing.T, target string) *freezer {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := &freezer{addr: ln.Addr().String(), thaw: make(chan struct{})}
+	t.Cleanup(func() { ln.Close(); close(p.thaw) })
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			s, err := net.Dial("tcp", target)
+			if err != nil {
+				c.Close()
+				continue
+			}
+			go p.pass(c, s)
+			go p.pass(s, c)
+		}
+	}()
+	return p
+}
+
+func (p *freezer) freeze() {
+	p.mu.Lock()
+	p.frozen = true
+	p.mu.Unlock()
+}
+
+// pass copies from src to dst until either ends, holding back every byte
+// once frozen.
+func (p *freezer) pass(src, dst net.Conn) {
+	defer dst.Close()
+	buf := make([]byte, 32<<10)
+	for {
+		n, err := src.Read(buf)
+		p.mu.Lock()
+		frozen := p.frozen
+		p.mu.Unlock()
+		if frozen {
+			<-p.thaw
+			return
+		}
+		if n > 0 {
+			if _, werr := dst.Write(buf[:n]); werr != nil {
+				return
+			}
+		}
+		if err != nil {
+			return
+		}
+	}
+}
