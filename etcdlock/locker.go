@@ -7,6 +7,8 @@ import (
 	"time"
 
 	"github.com/lockdir/lockdir/lock"
+	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
+	"google.golang.org/grpc/codes"
 )
 
 // Locker is one lock of a Manager. It implements lock.Locker, with TryLock,
@@ -93,7 +95,7 @@ func (l *Locker) lock(ctx context.Context) error {
 			st.hold.Store(h)
 			return nil
 		}
-		if ctx.Err() != nil || m.closed.Load() || errors.Is(err, lock.ErrCorrupt) {
+		if ctx.Err() != nil || m.closed.Load() || errors.Is(err, lock.ErrCorrupt) || refused(err) {
 			<-st.sem
 			return l.doneErr(ctx, err)
 		}
@@ -107,6 +109,23 @@ func (l *Locker) lock(ctx context.Context) error {
 			return l.doneErr(ctx, last)
 		}
 	}
+}
+
+// refused reports whether err is etcd's refusal of a request, which no
+// retry changes: a request it calls invalid or out of range (a lease TTL
+// above its largest), or one this client has no permission for (found by
+// review: LockContext retried a refused lease grant until its context
+// ended, and Lock for ever). Unavailability, timeouts, a lost lease or an
+// expired auth token are retried.
+func refused(err error) bool {
+	var ee rpctypes.EtcdError
+	if errors.As(err, &ee) {
+		switch ee.Code() {
+		case codes.InvalidArgument, codes.OutOfRange, codes.PermissionDenied:
+			return true
+		}
+	}
+	return false
 }
 
 // doneErr is the error of a lock attempt that ended with err, or because

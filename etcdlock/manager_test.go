@@ -295,3 +295,17 @@ func TestLost(t *testing.T) {
 	l1.Lock()
 	l1.Unlock()
 }
+
+// TestLockRefusedByEtcd asks for a lease TTL above etcd's largest, which
+// etcd refuses on every grant: LockContext on a free lock must return that
+// refusal, not retry it until its context ends (found by review), and Lock
+// would have retried it for ever.
+func TestLockRefusedByEtcd(t *testing.T) {
+	m := newManager(t, 4, etcdlock.WithTTL(2562047*time.Hour))
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	err := locker(t, m, 1).LockContext(ctx)
+	if err == nil || ctx.Err() != nil || !strings.Contains(err.Error(), "lease TTL") {
+		t.Fatalf("LockContext with a TTL etcd refuses: %v (context: %v), want etcd's refusal at once", err, ctx.Err())
+	}
+}

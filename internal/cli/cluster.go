@@ -103,6 +103,11 @@ const DefaultPrefix = "/lockdir/"
 // unless --dial-timeout says otherwise.
 const DefaultClusterTimeout = 5 * time.Second
 
+// maxTTL is etcd's largest lease TTL (its MaxLeaseTTL, 9,000,000,000 s):
+// above it every lease grant fails (found by review: lock retried that for
+// ever).
+const maxTTL = 9_000_000_000 * time.Second
+
 // clusterFlags are the flags that select a cluster; they are accepted
 // everywhere the global flags are.
 type clusterFlags struct {
@@ -239,8 +244,8 @@ func (g *globals) clusterConfig(cmd string) (ClusterConfig, error) {
 	}
 	if g.cl.ttl != "" {
 		d, err := time.ParseDuration(g.cl.ttl)
-		if err != nil || d < time.Second {
-			return c, usageError(cmd, "%s: --ttl %q is not a duration of a second or more, such as 10s", cmd, g.cl.ttl)
+		if err != nil || d < time.Second || d > maxTTL {
+			return c, usageError(cmd, "%s: --ttl %q is not a duration from 1s to %v, such as 10s", cmd, g.cl.ttl, maxTTL)
 		}
 		c.TTL = d
 	}
