@@ -44,8 +44,12 @@ func runClusterLock(g *globals, o *lockOptions, id uint32, argv []string) error 
 	if err != nil {
 		return err
 	}
+	// Ending without a command (a signal, busy, an error), lockdir gives
+	// etcd quitGrace to take back its key; after the command, as long
+	// as etcd takes or a signal allows.
 	var h Held
-	defer func() { release(h, s) }()
+	limit := quitGrace
+	defer func() { releaseWithin(h, s, limit) }()
 	if err := checkSpaceIDs(s, []uint32{id}); err != nil {
 		return err
 	}
@@ -58,6 +62,7 @@ func runClusterLock(g *globals, o *lockOptions, id uint32, argv []string) error 
 	if err := pendingSignals(sigs); err != nil {
 		return err
 	}
+	limit = 0
 	return runChildHeld(path, argv, sigs, id, h)
 }
 
@@ -118,12 +123,34 @@ func takeClusterLock(s Space, o *lockOptions, id uint32, sigs <-chan os.Signal) 
 		}
 	}()
 	start := time.Now()
-	h, busy, err := lockWithin(ctx, s, id, timeout)
+	type result struct {
+		h    Held
+		busy bool
+		err  error
+	}
+	got := make(chan result, 1)
+	go func() {
+		h, busy, err := lockWithin(ctx, s, id, timeout)
+		got <- result{h, busy, err}
+	}()
+	var r result
+	select {
+	case r = <-got:
+	case <-watched:
+		// A signal: the cancelled wait withdraws this waiter's key, which
+		// takes a round trip, or up to --dial-timeout if etcd does not
+		// answer; give it quitGrace, no more (found by review).
+		select {
+		case r = <-got:
+		case <-time.After(quitGrace):
+		}
+	}
 	close(stop)
 	<-watched
+	h, busy, err := r.h, r.busy, r.err
 	if sig != nil {
 		if h != nil {
-			h.Unlock()
+			releaseWithin(h, nil, quitGrace)
 		}
 		if o.verbose {
 			fmt.Fprintf(stderr, "lockdir: %v received while waiting for lock %d; gave up\n", sig, id)
@@ -185,13 +212,19 @@ func lockWithin(ctx context.Context, s Space, id uint32, timeout time.Duration) 
 	return h, false, err
 }
 
-// release unlocks h, if any, and closes s, unless SIGHUP, SIGINT, SIGQUIT
-// or SIGTERM comes first: with etcd out of reach, each waits for up to
-// --dial-timeout, and neither Ctrl-C nor a service manager's SIGTERM
-// should wait for that once the command is done (found by review). lockdir
-// then exits with the status it has, and its key goes with its lease,
-// within the TTL.
-func release(h Held, s Space) {
+// quitGrace is how long lockdir, ending on a signal, gives etcd to take
+// back its place in a lock's queue or its hold: a round trip or two
+// normally, so that the next waiter need not wait out the TTL; with etcd
+// out of reach, the key goes with the lease, within the TTL.
+const quitGrace = 500 * time.Millisecond
+
+// releaseWithin unlocks h and closes s, either of which may be nil, unless
+// SIGHUP, SIGINT, SIGQUIT or SIGTERM comes first, or limit passes if it is
+// not 0: with etcd out of reach, each waits for up to --dial-timeout, and
+// neither Ctrl-C nor a service manager's SIGTERM should wait for that once
+// the command is done (found by review). lockdir then exits with the
+// status it has, and its key goes with its lease, within the TTL.
+func releaseWithin(h Held, s Space, limit time.Duration) {
 	// A channel of its own: forwardSignals' goroutine still reads sigs,
 	// and drops what it reads once the command is gone. The signals are
 	// caught already, so this Notify costs no round trip to the runtime.
@@ -203,11 +236,20 @@ func release(h Held, s Space) {
 		if h != nil {
 			h.Unlock()
 		}
-		s.Close()
+		if s != nil {
+			s.Close()
+		}
 	}()
+	var expired <-chan time.Time
+	if limit > 0 {
+		t := time.NewTimer(limit)
+		defer t.Stop()
+		expired = t.C
+	}
 	select {
 	case <-done:
 	case <-quit:
+	case <-expired:
 	}
 }
 

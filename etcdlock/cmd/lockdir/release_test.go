@@ -5,6 +5,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"syscall"
@@ -20,21 +21,8 @@ import (
 // must still end lockdir at once (found by review: it ended 2 × the
 // timeout later). Its key goes with its lease, within the TTL.
 func TestReleaseEndsOnSignal(t *testing.T) {
-	server, err := etcdtest.Start(filepath.Join(t.TempDir(), "etcd"), 1, etcdtest.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(server.Close) // after the freezer's clean-up, which lets its connections go
-	p := startFreezer(t, strings.TrimPrefix(server.Endpoints()[0], "http://"))
+	bin, env, p := frozenSetup(t)
 	dir := t.TempDir()
-	bin := filepath.Join(dir, "lockdir")
-	if err := os.Symlink(os.Args[0], bin); err != nil {
-		t.Fatal(err)
-	}
-	env := append(os.Environ(), "LOCKDIR_ETCD="+p.addr, "LOCKDIR_ETCD_PREFIX=/release-test/")
-	if out, err := (&exec.Cmd{Path: bin, Args: []string{"lockdir", "init"}, Env: env}).CombinedOutput(); err != nil {
-		t.Fatalf("init: %v\n%s", err, out)
-	}
 	started, finish := filepath.Join(dir, "started"), filepath.Join(dir, "finish")
 	cmd := &exec.Cmd{Path: bin, Env: env, Args: []string{"lockdir", "--dial-timeout", "20s", "lock", "1", "--",
 		"sh", "-c", "touch " + started + "; while [ ! -e " + finish + " ]; do sleep 0.02; done"}}
@@ -43,19 +31,74 @@ func TestReleaseEndsOnSignal(t *testing.T) {
 	}
 	exited := make(chan error, 1)
 	go func() { exited <- cmd.Wait() }()
-	for deadline := time.Now().Add(20 * time.Second); ; time.Sleep(20 * time.Millisecond) {
-		if _, err := os.Stat(started); err == nil {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatal("the command did not start")
-		}
-	}
+	waitFile(t, started)
 	p.freeze()
 	if err := os.WriteFile(finish, nil, 0o644); err != nil {
 		t.Fatal(err)
 	}
 	time.Sleep(300 * time.Millisecond) // the command exits; lockdir waits on etcd
+	endsOnSignal(t, cmd, exited)
+}
+
+// TestWaitEndsOnSignal freezes etcd, as seen by a lockdir waiting for a
+// held lock, then sends it SIGTERM: withdrawing its place in the queue
+// waits for up to --dial-timeout (20 s), and lockdir must give it about a
+// second, not that (found by review).
+func TestWaitEndsOnSignal(t *testing.T) {
+	bin, env, p := frozenSetup(t)
+	dir := t.TempDir()
+	held := filepath.Join(dir, "held")
+	direct := append(slices.Clone(env), "LOCKDIR_ETCD="+p.target)
+	holder := &exec.Cmd{Path: bin, Env: direct, Args: []string{"lockdir", "lock", "1", "--", "sh", "-c", "touch " + held + "; sleep 30"}}
+	if err := holder.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() { holder.Process.Kill(); holder.Wait() }()
+	waitFile(t, held)
+	cmd := &exec.Cmd{Path: bin, Env: env, Args: []string{"lockdir", "--dial-timeout", "20s", "lock", "1", "true"}}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	exited := make(chan error, 1)
+	go func() { exited <- cmd.Wait() }()
+	for deadline := time.Now().Add(20 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		out, _ := (&exec.Cmd{Path: bin, Env: direct, Args: []string{"lockdir", "status", "1"}}).Output()
+		if strings.Contains(string(out), "waiting") || strings.Count(string(out), " yes ") > 1 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the second lockdir did not queue: %s", out)
+		}
+	}
+	p.freeze()
+	endsOnSignal(t, cmd, exited)
+}
+
+// frozenSetup starts etcd, a freezer in front of it, and a lock space; env
+// names the space through the freezer.
+func frozenSetup(t *testing.T) (bin string, env []string, p *freezer) {
+	t.Helper()
+	server, err := etcdtest.Start(filepath.Join(t.TempDir(), "etcd"), 1, etcdtest.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(server.Close) // after the freezer's clean-up, which lets its connections go
+	p = startFreezer(t, strings.TrimPrefix(server.Endpoints()[0], "http://"))
+	bin = filepath.Join(t.TempDir(), "lockdir")
+	if err := os.Symlink(os.Args[0], bin); err != nil {
+		t.Fatal(err)
+	}
+	env = append(os.Environ(), "LOCKDIR_ETCD="+p.addr, "LOCKDIR_ETCD_PREFIX=/frozen-test/")
+	if out, err := (&exec.Cmd{Path: bin, Args: []string{"lockdir", "init"}, Env: env}).CombinedOutput(); err != nil {
+		t.Fatalf("init: %v\n%s", err, out)
+	}
+	return bin, env, p
+}
+
+// endsOnSignal sends SIGTERM to cmd and fails unless it exits within 10 s,
+// half the --dial-timeout that a wait on the frozen etcd would take.
+func endsOnSignal(t *testing.T, cmd *exec.Cmd, exited <-chan error) {
+	t.Helper()
 	sent := time.Now()
 	cmd.Process.Signal(syscall.SIGTERM)
 	select {
@@ -67,10 +110,23 @@ func TestReleaseEndsOnSignal(t *testing.T) {
 	}
 }
 
+func waitFile(t *testing.T, name string) {
+	t.Helper()
+	for deadline := time.Now().Add(20 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		if _, err := os.Stat(name); err == nil {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s did not appear", name)
+		}
+	}
+}
+
 // freezer is a TCP proxy to one etcd endpoint that can stop passing bytes,
 // without closing anything, as a frozen or partitioned server would.
 type freezer struct {
-	addr   string
+	addr   string // the proxy's
+	target string // etcd's
 	mu     sync.Mutex
 	frozen bool
 	thaw   chan struct{}
@@ -82,7 +138,7 @@ func startFreezer(t *testing.T, target string) *freezer {
 	if err != nil {
 		t.Fatal(err)
 	}
-	p := &freezer{addr: ln.Addr().String(), thaw: make(chan struct{})}
+	p := &freezer{addr: ln.Addr().String(), target: target, thaw: make(chan struct{})}
 	t.Cleanup(func() { ln.Close(); close(p.thaw) })
 	go func() {
 		for {
