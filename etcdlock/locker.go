@@ -8,7 +8,6 @@ import (
 
 	"github.com/lockdir/lockdir/lock"
 	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
-	"google.golang.org/grpc/codes"
 )
 
 // Locker is one lock of a Manager. It implements lock.Locker, with TryLock,
@@ -31,8 +30,9 @@ func (l *Locker) ID() uint32 { return l.st.id }
 
 // Lock blocks until it holds the lock. While etcd cannot be reached it
 // keeps trying, with a backoff up to a second, as a wait for the lock. It
-// has no error result, so it panics if the Manager is closed or the lock
-// space is gone.
+// has no error result, so it panics if the Manager is closed, the lock
+// space is gone, or etcd refuses the request outright (a lease TTL above
+// its largest, no permission): no retry would change those.
 func (l *Locker) Lock() {
 	if err := l.lock(context.Background()); err != nil {
 		panic(err)
@@ -111,17 +111,17 @@ func (l *Locker) lock(ctx context.Context) error {
 	}
 }
 
-// refused reports whether err is etcd's refusal of a request, which no
-// retry changes: a request it calls invalid or out of range (a lease TTL
-// above its largest), or one this client has no permission for (found by
-// review: LockContext retried a refused lease grant until its context
-// ended, and Lock for ever). Unavailability, timeouts, a lost lease or an
-// expired auth token are retried.
+// refused reports whether err is etcd's refusal of a request that no
+// retry changes: a lease TTL above its largest, a request too large, or
+// one this client has no permission for (found by review: LockContext
+// retried a refused lease grant until its context ended, and Lock for
+// ever). It names those answers one by one: a code alone would not do, as
+// etcd gives OutOfRange to a watch resumed past a compaction too, which a
+// new watch cures (TestWaiterSurvivesCompaction). Everything else is
+// retried: unavailability, timeouts, a lost lease, an expired auth token.
 func refused(err error) bool {
-	var ee rpctypes.EtcdError
-	if errors.As(err, &ee) {
-		switch ee.Code() {
-		case codes.InvalidArgument, codes.OutOfRange, codes.PermissionDenied:
+	for _, r := range []error{rpctypes.ErrLeaseTTLTooLarge, rpctypes.ErrRequestTooLarge, rpctypes.ErrPermissionDenied} {
+		if errors.Is(err, r) {
 			return true
 		}
 	}
