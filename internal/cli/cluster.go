@@ -227,11 +227,12 @@ func (g *globals) clusterConfig(cmd string) (ClusterConfig, error) {
 		return c, usageError(cmd, "%s: --cert and --key go together", cmd)
 	}
 	if c.CACert != "" || c.Cert != "" {
-		// etcd's client drops the TLS settings for such an endpoint and
-		// talks to it in plaintext, verifying nothing (found by review).
+		// etcd's client drops the TLS settings for an http endpoint, in
+		// any case of the scheme, and talks to it in plaintext, verifying
+		// nothing (found by review). unix:// keeps them.
 		for _, e := range c.Endpoints {
-			if strings.HasPrefix(e, "http://") || strings.HasPrefix(e, "unix://") {
-				return c, usageError(cmd, "%s: --cacert, --cert and --key need TLS, but endpoint %s is plaintext: write https://HOST:PORT or HOST:PORT", cmd, e)
+			if scheme, _, ok := strings.Cut(e, "://"); ok && strings.EqualFold(scheme, "http") {
+				return c, usageError(cmd, "%s: --cacert, --cert and --key need TLS, but endpoint %s is plaintext http: write https://HOST:PORT or HOST:PORT", cmd, e)
 			}
 		}
 	}
