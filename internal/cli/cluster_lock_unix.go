@@ -44,9 +44,10 @@ func runClusterLock(g *globals, o *lockOptions, id uint32, argv []string) error 
 	if err != nil {
 		return err
 	}
-	// Ending without a command (a signal, busy, an error), lockdir gives
-	// etcd quitGrace to take back its key; after the command, as long
-	// as etcd takes or a signal allows.
+	// Ending without a command (a signal, busy, an error), or after a
+	// command that a signal ended, lockdir gives etcd quitGrace to take
+	// back its key; after a command that ended by itself, as long as etcd
+	// takes or a signal allows.
 	var h Held
 	limit := quitGrace
 	defer func() { releaseWithin(h, s, limit) }()
@@ -62,8 +63,18 @@ func runClusterLock(g *globals, o *lockOptions, id uint32, argv []string) error 
 	if err := pendingSignals(sigs); err != nil {
 		return err
 	}
-	limit = 0
-	return runChildHeld(path, argv, sigs, id, h)
+	// A signal passed on to the command (a service manager's SIGTERM)
+	// is one to lockdir too: forwardSignals takes it from sigs, so a
+	// channel of its own keeps a note of it (found by review).
+	stopping := make(chan os.Signal, 1)
+	signal.Notify(stopping, quitSignals()...)
+	err = runChildHeld(path, argv, sigs, id, h)
+	select {
+	case <-stopping:
+	default:
+		limit = 0
+	}
+	return err
 }
 
 // openSpaceOrSignal opens the lock space for lock, unless a signal comes
@@ -218,6 +229,16 @@ func lockWithin(ctx context.Context, s Space, id uint32, timeout time.Duration) 
 // out of reach, the key goes with the lease, within the TTL.
 const quitGrace = 500 * time.Millisecond
 
+// quitSignals are the signals that end lockdir's release of a lock, those
+// of lockSignals that ask a process to end, and that lockdir catches (it
+// was not started with them ignored). They are caught already, so a Notify
+// of them costs no round trip to the Go runtime. SIGQUIT and SIGTERM are
+// never ignored at start for Go, so the list is never empty (which Notify
+// would take for every signal).
+func quitSignals() []os.Signal {
+	return caught([]os.Signal{syscall.SIGHUP, syscall.SIGINT, syscall.SIGQUIT, syscall.SIGTERM})
+}
+
 // releaseWithin unlocks h and closes s, either of which may be nil, unless
 // SIGHUP, SIGINT, SIGQUIT or SIGTERM comes first, or limit passes if it is
 // not 0: with etcd out of reach, each waits for up to --dial-timeout, and
@@ -229,7 +250,7 @@ func releaseWithin(h Held, s Space, limit time.Duration) {
 	// and drops what it reads once the command is gone. The signals are
 	// caught already, so this Notify costs no round trip to the runtime.
 	quit := make(chan os.Signal, 1)
-	signal.Notify(quit, caught([]os.Signal{syscall.SIGHUP, syscall.SIGINT, syscall.SIGQUIT, syscall.SIGTERM})...)
+	signal.Notify(quit, quitSignals()...)
 	done := make(chan struct{})
 	go func() {
 		defer close(done)

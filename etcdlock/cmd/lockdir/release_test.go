@@ -188,3 +188,37 @@ func (p *freezer) pass(src, dst net.Conn) {
 		}
 	}
 }
+
+// TestTermDuringCommandEndsRelease stops a service as a service manager
+// does, with one SIGTERM while the command runs (systemd's default
+// KillMode sends it to lockdir and the command at once), and etcd out of
+// reach: lockdir passes it on, the command exits, and lockdir must end
+// within about a second, not wait --dial-timeout twice (20 s each here)
+// to release the lock (found by review: forwardSignals took the SIGTERM,
+// and the release did not count it).
+func TestTermDuringCommandEndsRelease(t *testing.T) {
+	bin, env, p := frozenSetup(t)
+	dir := t.TempDir()
+	started, ended := filepath.Join(dir, "started"), filepath.Join(dir, "ended")
+	cmd := &exec.Cmd{Path: bin, Env: env, Args: []string{"lockdir", "--dial-timeout", "20s", "lock", "1", "--",
+		"sh", "-c", "trap 'touch " + ended + "; exit 0' TERM; touch " + started + "; while :; do sleep 0.02; done"}}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	exited := make(chan error, 1)
+	go func() { exited <- cmd.Wait() }()
+	waitFile(t, started)
+	p.freeze() // etcd stops answering, as in a partition or a shutdown
+	sent := time.Now()
+	cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case err := <-exited:
+		t.Logf("lockdir ended %v after SIGTERM: %v", time.Since(sent).Round(time.Millisecond), err)
+	case <-time.After(10 * time.Second):
+		cmd.Process.Kill()
+		if _, err := os.Stat(ended); err != nil {
+			t.Fatalf("the command did not get the SIGTERM: %v", err)
+		}
+		t.Fatalf("the command ended on the SIGTERM, but lockdir is still releasing on a frozen etcd 10 s after the SIGTERM that ended its command")
+	}
+}
