@@ -1,0 +1,157 @@
+package main
+
+import (
+	"errors"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/lockdir/lockdir/etcdlock/internal/etcdtest"
+)
+
+// TestWaitUnreachableIsNotBusy cuts a waiter's connections to etcd (as a
+// firewall or a dead member would) while it queues behind a holder with
+// -w, then lets the holder finish: in etcd the waiter is now the holder,
+// but lockdir cannot know it. When -w runs out it must say that etcd did
+// not answer (exit 3), not -w's busy code 1, "held by another process",
+// which a script reads as someone else having the lock (found by review).
+func TestWaitUnreachableIsNotBusy(t *testing.T) {
+	server, err := etcdtest.Start(filepath.Join(t.TempDir(), "etcd"), 1, etcdtest.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(server.Close)
+	target := strings.TrimPrefix(server.Endpoints()[0], "http://")
+	p := startRefuser(t, target)
+	bin := filepath.Join(t.TempDir(), "lockdir")
+	if err := os.Symlink(os.Args[0], bin); err != nil {
+		t.Fatal(err)
+	}
+	env := append(os.Environ(), "LOCKDIR_ETCD="+p.addr, "LOCKDIR_ETCD_PREFIX=/unreach-test/")
+	direct := append(slices.Clone(env), "LOCKDIR_ETCD="+target)
+	if out, err := (&exec.Cmd{Path: bin, Args: []string{"lockdir", "init"}, Env: direct}).CombinedOutput(); err != nil {
+		t.Fatalf("init: %v\n%s", err, out)
+	}
+	dir := t.TempDir()
+	held, release := filepath.Join(dir, "held"), filepath.Join(dir, "release")
+	holder := &exec.Cmd{Path: bin, Env: direct, Args: []string{"lockdir", "lock", "1", "--", "sh", "-c",
+		"touch " + held + "; while [ ! -e " + release + " ]; do sleep 0.02; done"}}
+	if err := holder.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() { holder.Process.Kill(); holder.Wait() }()
+	waitFile(t, held)
+	var stderr strings.Builder
+	waiter := &exec.Cmd{Path: bin, Env: env, Stderr: &stderr, Args: []string{"lockdir", "--dial-timeout", "1s", "--ttl", "10s",
+		"lock", "--verbose", "-w", "4", "1", "true"}}
+	if err := waiter.Start(); err != nil {
+		t.Fatal(err)
+	}
+	for deadline := time.Now().Add(20 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		out, _ := (&exec.Cmd{Path: bin, Env: direct, Args: []string{"lockdir", "status", "1"}}).Output()
+		if strings.Contains(string(out), "waiting") {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the waiter did not queue: %s", out)
+		}
+	}
+	p.cut()
+	if err := os.WriteFile(release, nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := holder.Wait(); err != nil {
+		t.Fatalf("holder: %v", err)
+	}
+	out, _ := (&exec.Cmd{Path: bin, Env: direct, Args: []string{"lockdir", "status", "1"}}).CombinedOutput()
+	t.Logf("lock 1 once the holder is done, from a reachable client (waiter is PID %d):\n%s", waiter.Process.Pid, out)
+	start := time.Now()
+	err = waiter.Wait()
+	var ee *exec.ExitError
+	code := 0
+	if errors.As(err, &ee) {
+		code = ee.ExitCode()
+	}
+	t.Logf("waiter: exit %d, %v after the cut\n%s", code, time.Since(start).Round(time.Millisecond), stderr.String())
+	if code != 3 || strings.Contains(stderr.String(), "held") {
+		t.Fatalf("lock -w reported a cluster it could not reach as a busy lock (exit %d), while no other process held it", code)
+	}
+}
+
+// refuser is a TCP proxy that, once cut, drops its connections and
+// refuses new ones, as a firewall or a dead member would.
+type refuser struct {
+	addr  string
+	mu    sync.Mutex
+	down  bool
+	conns []net.Conn
+}
+
+func startRefuser(t *testing.T, target string) *refuser {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := &refuser{addr: ln.Addr().String()}
+	t.Cleanup(func() { ln.Close(); p.cut() })
+	go func() {
+		for {
+			a, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			p.mu.Lock()
+			down := p.down
+			p.mu.Unlock()
+			if down {
+				a.Close()
+				continue
+			}
+			b, err := net.Dial("tcp", target)
+			if err != nil {
+				a.Close()
+				continue
+			}
+			p.mu.Lock()
+			p.conns = append(p.conns, a, b)
+			p.mu.Unlock()
+			go relay(a, b)
+			go relay(b, a)
+		}
+	}()
+	return p
+}
+
+func relay(dst, src net.Conn) {
+	buf := make([]byte, 32<<10)
+	for {
+		n, err := src.Read(buf)
+		if n > 0 {
+			if _, err := dst.Write(buf[:n]); err != nil {
+				break
+			}
+		}
+		if err != nil {
+			break
+		}
+	}
+	dst.Close()
+	src.Close()
+}
+
+func (p *refuser) cut() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.down = true
+	for _, c := range p.conns {
+		c.Close()
+	}
+	p.conns = nil
+}
