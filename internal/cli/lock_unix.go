@@ -32,7 +32,11 @@ var lockSignals = []os.Signal{
 // SIGINT and SIGQUIT for a job started with & in a script, so that neither
 // a hang-up nor a Ctrl-C ends the job. Notify would catch such a signal
 // again, and lockdir would pass it on to a command that had not asked for
-// it.
+// it. The Go runtime keeps, and signal.Ignored reports, an inherited
+// SIG_IGN for SIGHUP and SIGINT only: it takes the others over before main
+// runs, and no trace of their SIG_IGN is left to read, so an ignored
+// SIGQUIT (a script's & job), SIGTERM, SIGUSR1 or SIGUSR2 is caught and
+// passed on (docs/cli.md says so).
 func caught(sigs []os.Signal) []os.Signal {
 	var c []os.Signal
 	for _, s := range sigs {
