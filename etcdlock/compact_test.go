@@ -2,9 +2,7 @@ package etcdlock_test
 
 import (
 	"context"
-	"net"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -31,8 +29,8 @@ func TestWaiterSurvivesCompaction(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer direct.Close()
-	p := startCutter(t, strings.TrimPrefix(c.Endpoints()[0], "http://"))
-	viaProxy, err := etcdtest.NewClient([]string{p.addr})
+	p := etcdtest.StartTCPProxy(t, strings.TrimPrefix(c.Endpoints()[0], "http://"))
+	viaProxy, err := etcdtest.NewClient([]string{p.Addr()})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -69,7 +67,7 @@ func TestWaiterSurvivesCompaction(t *testing.T) {
 
 	// The blip: B's connections drop; meanwhile the cluster moves on and
 	// compacts, as it does on its own schedule.
-	p.cut()
+	p.Cut()
 	for i := 0; i < 10; i++ {
 		if _, err := direct.Put(context.Background(), "/unrelated/key", "x"); err != nil {
 			t.Fatal(err)
@@ -82,7 +80,7 @@ func TestWaiterSurvivesCompaction(t *testing.T) {
 	if _, err := direct.Compact(context.Background(), resp.Header.Revision); err != nil {
 		t.Fatal(err)
 	}
-	p.heal()
+	p.Heal()
 
 	select {
 	case err := <-got:
@@ -103,78 +101,3 @@ func TestWaiterSurvivesCompaction(t *testing.T) {
 
 // cutter is a TCP proxy that can drop every connection and refuse new
 // ones until healed.
-type cutter struct {
-	addr  string
-	mu    sync.Mutex
-	down  bool
-	conns map[net.Conn]bool
-}
-
-func startCutter(t *testing.T, target string) *cutter {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	p := &cutter{addr: ln.Addr().String(), conns: map[net.Conn]bool{}}
-	t.Cleanup(func() { ln.Close(); p.cut() })
-	go func() {
-		for {
-			a, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			p.mu.Lock()
-			down := p.down
-			p.mu.Unlock()
-			if down {
-				a.Close()
-				continue
-			}
-			b, err := net.Dial("tcp", target)
-			if err != nil {
-				a.Close()
-				continue
-			}
-			p.mu.Lock()
-			p.conns[a], p.conns[b] = true, true
-			p.mu.Unlock()
-			go pipe(a, b)
-			go pipe(b, a)
-		}
-	}()
-	return p
-}
-
-func pipe(dst, src net.Conn) {
-	buf := make([]byte, 32<<10)
-	for {
-		n, err := src.Read(buf)
-		if n > 0 {
-			if _, err := dst.Write(buf[:n]); err != nil {
-				break
-			}
-		}
-		if err != nil {
-			break
-		}
-	}
-	dst.Close()
-	src.Close()
-}
-
-func (p *cutter) cut() {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	p.down = true
-	for c := range p.conns {
-		c.Close()
-	}
-	clear(p.conns)
-}
-
-func (p *cutter) heal() {
-	p.mu.Lock()
-	p.down = false
-	p.mu.Unlock()
-}

@@ -2,9 +2,7 @@ package etcdlock_test
 
 import (
 	"context"
-	"net"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -25,8 +23,8 @@ import (
 func TestPausedWaiterQueuesAgain(t *testing.T) {
 	a := newManager(t, 4)
 	direct := newClient(t)
-	p := startHoldback(t, strings.TrimPrefix(server.Endpoints()[0], "http://"))
-	viaProxy, err := etcdtest.NewClient([]string{p.addr})
+	p := etcdtest.StartTCPProxy(t, strings.TrimPrefix(server.Endpoints()[0], "http://"))
+	viaProxy, err := etcdtest.NewClient([]string{p.Addr()})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -58,7 +56,7 @@ func TestPausedWaiterQueuesAgain(t *testing.T) {
 	}
 	time.Sleep(200 * time.Millisecond) // B's watch is in place
 
-	p.hold()
+	p.Hold()
 	la.Unlock()
 	if _, err := direct.Revoke(context.Background(), clientv3.LeaseID(bLease)); err != nil {
 		t.Fatal(err)
@@ -66,7 +64,7 @@ func TestPausedWaiterQueuesAgain(t *testing.T) {
 	if !lc.TryLock() {
 		t.Fatal("C could not take the lock that A freed and B lost")
 	}
-	p.release()
+	p.Release()
 
 	select {
 	case err := <-got:
@@ -82,78 +80,5 @@ func TestPausedWaiterQueuesAgain(t *testing.T) {
 		lb.Unlock()
 	case <-time.After(20 * time.Second):
 		t.Fatal("B did not get the lock after C unlocked")
-	}
-}
-
-// holdback is a TCP proxy that can hold back every byte, in both
-// directions, and later pass them on in order, as if the process on one
-// side had been stopped and continued.
-type holdback struct {
-	addr string
-	mu   sync.Mutex
-	held chan struct{} // closed to release; nil while passing
-}
-
-func startHoldback(t *testing.T, target string) *holdback {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	p := &holdback{addr: ln.Addr().String()}
-	t.Cleanup(func() { ln.Close(); p.release() })
-	go func() {
-		for {
-			x, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			y, err := net.Dial("tcp", target)
-			if err != nil {
-				x.Close()
-				continue
-			}
-			go p.pass(x, y)
-			go p.pass(y, x)
-		}
-	}()
-	return p
-}
-
-func (p *holdback) hold() {
-	p.mu.Lock()
-	p.held = make(chan struct{})
-	p.mu.Unlock()
-}
-
-func (p *holdback) release() {
-	p.mu.Lock()
-	if p.held != nil {
-		close(p.held)
-		p.held = nil
-	}
-	p.mu.Unlock()
-}
-
-// pass copies src to dst, waiting while held before each write.
-func (p *holdback) pass(src, dst net.Conn) {
-	defer dst.Close()
-	buf := make([]byte, 32<<10)
-	for {
-		n, err := src.Read(buf)
-		p.mu.Lock()
-		held := p.held
-		p.mu.Unlock()
-		if held != nil {
-			<-held
-		}
-		if n > 0 {
-			if _, werr := dst.Write(buf[:n]); werr != nil {
-				return
-			}
-		}
-		if err != nil {
-			return
-		}
 	}
 }

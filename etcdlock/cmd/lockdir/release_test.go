@@ -1,13 +1,11 @@
 package main
 
 import (
-	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"slices"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -21,7 +19,7 @@ import (
 // must still end lockdir at once (found by review: it ended 2 × the
 // timeout later). Its key goes with its lease, within the TTL.
 func TestReleaseEndsOnSignal(t *testing.T) {
-	bin, env, p := frozenSetup(t)
+	bin, env, _, p := frozenSetup(t)
 	dir := t.TempDir()
 	started, finish := filepath.Join(dir, "started"), filepath.Join(dir, "finish")
 	cmd := &exec.Cmd{Path: bin, Env: env, Args: []string{"lockdir", "--dial-timeout", "20s", "lock", "1", "--",
@@ -32,7 +30,7 @@ func TestReleaseEndsOnSignal(t *testing.T) {
 	exited := make(chan error, 1)
 	go func() { exited <- cmd.Wait() }()
 	waitFile(t, started)
-	p.freeze()
+	p.Hold()
 	if err := os.WriteFile(finish, nil, 0o644); err != nil {
 		t.Fatal(err)
 	}
@@ -45,10 +43,9 @@ func TestReleaseEndsOnSignal(t *testing.T) {
 // waits for up to --dial-timeout (20 s), and lockdir must give it about a
 // second, not that (found by review).
 func TestWaitEndsOnSignal(t *testing.T) {
-	bin, env, p := frozenSetup(t)
+	bin, env, direct, p := frozenSetup(t)
 	dir := t.TempDir()
 	held := filepath.Join(dir, "held")
-	direct := append(slices.Clone(env), "LOCKDIR_ETCD="+p.target)
 	holder := &exec.Cmd{Path: bin, Env: direct, Args: []string{"lockdir", "lock", "1", "--", "sh", "-c", "touch " + held + "; sleep 30"}}
 	if err := holder.Start(); err != nil {
 		t.Fatal(err)
@@ -70,29 +67,31 @@ func TestWaitEndsOnSignal(t *testing.T) {
 			t.Fatalf("the second lockdir did not queue: %s", out)
 		}
 	}
-	p.freeze()
+	p.Hold()
 	endsOnSignal(t, cmd, exited)
 }
 
-// frozenSetup starts etcd, a freezer in front of it, and a lock space; env
-// names the space through the freezer.
-func frozenSetup(t *testing.T) (bin string, env []string, p *freezer) {
+// frozenSetup starts etcd, a proxy in front of it, and a lock space; env
+// names the space through the proxy, direct without it.
+func frozenSetup(t *testing.T) (bin string, env, direct []string, p *etcdtest.TCPProxy) {
 	t.Helper()
 	server, err := etcdtest.Start(filepath.Join(t.TempDir(), "etcd"), 1, etcdtest.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(server.Close) // after the freezer's clean-up, which lets its connections go
-	p = startFreezer(t, strings.TrimPrefix(server.Endpoints()[0], "http://"))
+	t.Cleanup(server.Close) // after the proxy's clean-up, which lets its connections go
+	target := strings.TrimPrefix(server.Endpoints()[0], "http://")
+	p = etcdtest.StartTCPProxy(t, target)
 	bin = filepath.Join(t.TempDir(), "lockdir")
 	if err := os.Symlink(os.Args[0], bin); err != nil {
 		t.Fatal(err)
 	}
-	env = append(os.Environ(), "LOCKDIR_ETCD="+p.addr, "LOCKDIR_ETCD_PREFIX=/frozen-test/")
+	env = append(os.Environ(), "LOCKDIR_ETCD="+p.Addr(), "LOCKDIR_ETCD_PREFIX=/frozen-test/")
 	if out, err := (&exec.Cmd{Path: bin, Args: []string{"lockdir", "init"}, Env: env}).CombinedOutput(); err != nil {
 		t.Fatalf("init: %v\n%s", err, out)
 	}
-	return bin, env, p
+	direct = append(slices.Clone(env), "LOCKDIR_ETCD="+target)
+	return bin, env, direct, p
 }
 
 // endsOnSignal sends SIGTERM to cmd and fails unless it exits within 10 s,
@@ -122,73 +121,6 @@ func waitFile(t *testing.T, name string) {
 	}
 }
 
-// freezer is a TCP proxy to one etcd endpoint that can stop passing bytes,
-// without closing anything, as a frozen or partitioned server would.
-type freezer struct {
-	addr   string // the proxy's
-	target string // etcd's
-	mu     sync.Mutex
-	frozen bool
-	thaw   chan struct{}
-}
-
-func startFreezer(t *testing.T, target string) *freezer {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	p := &freezer{addr: ln.Addr().String(), target: target, thaw: make(chan struct{})}
-	t.Cleanup(func() { ln.Close(); close(p.thaw) })
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			s, err := net.Dial("tcp", target)
-			if err != nil {
-				c.Close()
-				continue
-			}
-			go p.pass(c, s)
-			go p.pass(s, c)
-		}
-	}()
-	return p
-}
-
-func (p *freezer) freeze() {
-	p.mu.Lock()
-	p.frozen = true
-	p.mu.Unlock()
-}
-
-// pass copies from src to dst until either ends, holding back every byte
-// once frozen.
-func (p *freezer) pass(src, dst net.Conn) {
-	defer dst.Close()
-	buf := make([]byte, 32<<10)
-	for {
-		n, err := src.Read(buf)
-		p.mu.Lock()
-		frozen := p.frozen
-		p.mu.Unlock()
-		if frozen {
-			<-p.thaw
-			return
-		}
-		if n > 0 {
-			if _, werr := dst.Write(buf[:n]); werr != nil {
-				return
-			}
-		}
-		if err != nil {
-			return
-		}
-	}
-}
-
 // TestTermDuringCommandEndsRelease stops a service as a service manager
 // does, with one SIGTERM while the command runs (systemd's default
 // KillMode sends it to lockdir and the command at once), and etcd out of
@@ -197,7 +129,7 @@ func (p *freezer) pass(src, dst net.Conn) {
 // to release the lock (found by review: forwardSignals took the SIGTERM,
 // and the release did not count it).
 func TestTermDuringCommandEndsRelease(t *testing.T) {
-	bin, env, p := frozenSetup(t)
+	bin, env, _, p := frozenSetup(t)
 	dir := t.TempDir()
 	started, ended := filepath.Join(dir, "started"), filepath.Join(dir, "ended")
 	cmd := &exec.Cmd{Path: bin, Env: env, Args: []string{"lockdir", "--dial-timeout", "20s", "lock", "1", "--",
@@ -208,7 +140,7 @@ func TestTermDuringCommandEndsRelease(t *testing.T) {
 	exited := make(chan error, 1)
 	go func() { exited <- cmd.Wait() }()
 	waitFile(t, started)
-	p.freeze() // etcd stops answering, as in a partition or a shutdown
+	p.Hold() // etcd stops answering, as in a partition or a shutdown
 	sent := time.Now()
 	cmd.Process.Signal(syscall.SIGTERM)
 	select {

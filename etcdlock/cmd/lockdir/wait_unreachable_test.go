@@ -2,13 +2,11 @@ package main
 
 import (
 	"errors"
-	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"slices"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -28,12 +26,12 @@ func TestWaitUnreachableIsNotBusy(t *testing.T) {
 	}
 	t.Cleanup(server.Close)
 	target := strings.TrimPrefix(server.Endpoints()[0], "http://")
-	p := startRefuser(t, target)
+	p := etcdtest.StartTCPProxy(t, target)
 	bin := filepath.Join(t.TempDir(), "lockdir")
 	if err := os.Symlink(os.Args[0], bin); err != nil {
 		t.Fatal(err)
 	}
-	env := append(os.Environ(), "LOCKDIR_ETCD="+p.addr, "LOCKDIR_ETCD_PREFIX=/unreach-test/")
+	env := append(os.Environ(), "LOCKDIR_ETCD="+p.Addr(), "LOCKDIR_ETCD_PREFIX=/unreach-test/")
 	direct := append(slices.Clone(env), "LOCKDIR_ETCD="+target)
 	if out, err := (&exec.Cmd{Path: bin, Args: []string{"lockdir", "init"}, Env: direct}).CombinedOutput(); err != nil {
 		t.Fatalf("init: %v\n%s", err, out)
@@ -62,7 +60,7 @@ func TestWaitUnreachableIsNotBusy(t *testing.T) {
 			t.Fatalf("the waiter did not queue: %s", out)
 		}
 	}
-	p.cut()
+	p.Cut()
 	if err := os.WriteFile(release, nil, 0o644); err != nil {
 		t.Fatal(err)
 	}
@@ -82,76 +80,4 @@ func TestWaitUnreachableIsNotBusy(t *testing.T) {
 	if code != 3 || strings.Contains(stderr.String(), "held") {
 		t.Fatalf("lock -w reported a cluster it could not reach as a busy lock (exit %d), while no other process held it", code)
 	}
-}
-
-// refuser is a TCP proxy that, once cut, drops its connections and
-// refuses new ones, as a firewall or a dead member would.
-type refuser struct {
-	addr  string
-	mu    sync.Mutex
-	down  bool
-	conns []net.Conn
-}
-
-func startRefuser(t *testing.T, target string) *refuser {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	p := &refuser{addr: ln.Addr().String()}
-	t.Cleanup(func() { ln.Close(); p.cut() })
-	go func() {
-		for {
-			a, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			p.mu.Lock()
-			down := p.down
-			p.mu.Unlock()
-			if down {
-				a.Close()
-				continue
-			}
-			b, err := net.Dial("tcp", target)
-			if err != nil {
-				a.Close()
-				continue
-			}
-			p.mu.Lock()
-			p.conns = append(p.conns, a, b)
-			p.mu.Unlock()
-			go relay(a, b)
-			go relay(b, a)
-		}
-	}()
-	return p
-}
-
-func relay(dst, src net.Conn) {
-	buf := make([]byte, 32<<10)
-	for {
-		n, err := src.Read(buf)
-		if n > 0 {
-			if _, err := dst.Write(buf[:n]); err != nil {
-				break
-			}
-		}
-		if err != nil {
-			break
-		}
-	}
-	dst.Close()
-	src.Close()
-}
-
-func (p *refuser) cut() {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	p.down = true
-	for _, c := range p.conns {
-		c.Close()
-	}
-	p.conns = nil
 }

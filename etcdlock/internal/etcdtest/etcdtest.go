@@ -2,7 +2,8 @@
 // loopback ports, for etcdlock's tests, benchmarks and demo. Nothing outside
 // the process is needed. etcdtest.go starts servers and clusters and makes
 // clients; proxy.go is the Partitioner, proxies in front of the members'
-// peer ports that a test cuts to partition a member.
+// peer ports that a test cuts to partition a member; tcpproxy.go is a
+// proxy in front of a client's endpoint that holds back or cuts its bytes.
 package etcdtest
 
 import (
