@@ -71,8 +71,9 @@ func TestWaitEndsOnSignal(t *testing.T) {
 	endsOnSignal(t, cmd, exited)
 }
 
-// frozenSetup starts etcd, a proxy in front of it, and a lock space; env
-// names the space through the proxy, direct without it.
+// frozenSetup starts etcd, a proxy in front of it (which the test may hold
+// or cut), and a lock space; env names the space through the proxy, direct
+// without it.
 func frozenSetup(t *testing.T) (bin string, env, direct []string, p *etcdtest.TCPProxy) {
 	t.Helper()
 	server, err := etcdtest.Start(filepath.Join(t.TempDir(), "etcd"), 1, etcdtest.Options{})

@@ -5,12 +5,9 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"slices"
 	"strings"
 	"testing"
 	"time"
-
-	"github.com/lockdir/lockdir/etcdlock/internal/etcdtest"
 )
 
 // TestWaitUnreachableIsNotBusy cuts a waiter's connections to etcd (as a
@@ -20,22 +17,7 @@ import (
 // not answer (exit 3), not -w's busy code 1, "held by another process",
 // which a script reads as someone else having the lock (found by review).
 func TestWaitUnreachableIsNotBusy(t *testing.T) {
-	server, err := etcdtest.Start(filepath.Join(t.TempDir(), "etcd"), 1, etcdtest.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(server.Close)
-	target := strings.TrimPrefix(server.Endpoints()[0], "http://")
-	p := etcdtest.StartTCPProxy(t, target)
-	bin := filepath.Join(t.TempDir(), "lockdir")
-	if err := os.Symlink(os.Args[0], bin); err != nil {
-		t.Fatal(err)
-	}
-	env := append(os.Environ(), "LOCKDIR_ETCD="+p.Addr(), "LOCKDIR_ETCD_PREFIX=/unreach-test/")
-	direct := append(slices.Clone(env), "LOCKDIR_ETCD="+target)
-	if out, err := (&exec.Cmd{Path: bin, Args: []string{"lockdir", "init"}, Env: direct}).CombinedOutput(); err != nil {
-		t.Fatalf("init: %v\n%s", err, out)
-	}
+	bin, env, direct, p := frozenSetup(t)
 	dir := t.TempDir()
 	held, release := filepath.Join(dir, "held"), filepath.Join(dir, "release")
 	holder := &exec.Cmd{Path: bin, Env: direct, Args: []string{"lockdir", "lock", "1", "--", "sh", "-c",
@@ -70,7 +52,7 @@ func TestWaitUnreachableIsNotBusy(t *testing.T) {
 	out, _ := (&exec.Cmd{Path: bin, Env: direct, Args: []string{"lockdir", "status", "1"}}).CombinedOutput()
 	t.Logf("lock 1 once the holder is done, from a reachable client (waiter is PID %d):\n%s", waiter.Process.Pid, out)
 	start := time.Now()
-	err = waiter.Wait()
+	err := waiter.Wait()
 	var ee *exec.ExitError
 	code := 0
 	if errors.As(err, &ee) {
