@@ -20,7 +20,11 @@ type Holder struct {
 // with an error matching errors.ErrUnsupported.
 //
 // The PID is that of the process that took the lock. A child that inherited
-// the descriptor across fork holds the lock too, but is not listed.
+// the descriptor across fork holds the lock too, but is not listed. A
+// process is listed once per lock and mode. The kernel gives its table a
+// page at a time, so a lock taken or released while Holders reads may be
+// missing; one that the kernel shows twice, as its table changes between
+// two pages, is listed once.
 func (m *Manager) Holders() ([]Holder, error) {
 	var (
 		alloc []uint32
@@ -41,10 +45,7 @@ func (m *Manager) Holders() ([]Holder, error) {
 	for i := range hs {
 		_, hs[i].Allocated = slices.BinarySearch(alloc, hs[i].ID)
 	}
-	slices.SortFunc(hs, func(a, b Holder) int {
-		return cmp.Or(cmp.Compare(a.ID, b.ID), cmp.Compare(a.PID, b.PID))
-	})
-	return hs, nil
+	return sortHolders(hs), nil
 }
 
 // Waiters returns every process blocked in flock(2) waiting for a lock of
@@ -73,10 +74,7 @@ func (m *Manager) Waiters() ([]Holder, error) {
 	for i := range ws {
 		_, ws[i].Allocated = slices.BinarySearch(alloc, ws[i].ID)
 	}
-	slices.SortFunc(ws, func(a, b Holder) int {
-		return cmp.Or(cmp.Compare(a.ID, b.ID), cmp.Compare(a.PID, b.PID))
-	})
-	return ws, nil
+	return sortHolders(ws), nil
 }
 
 // LocksHeld returns the IDs of the allocated locks that some process holds
@@ -93,4 +91,25 @@ func (m *Manager) LocksHeld() ([]uint32, error) {
 		}
 	}
 	return ids, nil
+}
+
+// sortHolders orders hs by ID, PID and mode, and lists each once: the
+// kernel writes /proc/locks a page at a time, each under its lock, and an
+// entry can come twice when the table changes between two pages (found
+// under load by TestHolders).
+func sortHolders(hs []Holder) []Holder {
+	slices.SortFunc(hs, func(a, b Holder) int {
+		return cmp.Or(cmp.Compare(a.ID, b.ID), cmp.Compare(a.PID, b.PID), cmpBool(a.Exclusive, b.Exclusive))
+	})
+	return slices.Compact(hs)
+}
+
+func cmpBool(a, b bool) int {
+	switch {
+	case a == b:
+		return 0
+	case a:
+		return 1
+	}
+	return -1
 }

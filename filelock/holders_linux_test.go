@@ -96,3 +96,18 @@ func TestParseDirentsKernel(t *testing.T) {
 		t.Errorf("getdents decoded as %v, want %v (from lstat)", got, want)
 	}
 }
+
+// TestHoldersOnceEach gives sortHolders, which Holders and Waiters return
+// through, entries that /proc/locks repeated, as it can when the table
+// changes between the pages the kernel writes: each is listed once, in
+// order of ID, PID and mode.
+func TestHoldersOnceEach(t *testing.T) {
+	got := sortHolders([]Holder{
+		{ID: 3, PID: 7, Exclusive: true}, {ID: 1, PID: 9}, {ID: 3, PID: 7, Exclusive: true},
+		{ID: 3, PID: 7}, {ID: 1, PID: 9},
+	})
+	want := []Holder{{ID: 1, PID: 9}, {ID: 3, PID: 7}, {ID: 3, PID: 7, Exclusive: true}}
+	if !slices.Equal(got, want) {
+		t.Errorf("sortHolders = %+v, want %+v", got, want)
+	}
+}
