@@ -185,7 +185,7 @@ func takeClusterLock(s Space, o *lockOptions, id uint32, sigs <-chan os.Signal) 
 		return nil, exitStatus(o.conflict)
 	}
 	code := exitFailure
-	if errors.Is(err, errNoAnswer) || errors.Is(err, context.DeadlineExceeded) {
+	if errors.Is(err, context.DeadlineExceeded) {
 		code = exitDir // the cluster cannot be reached, as when opening
 	}
 	return nil, errorf(code, "check that the cluster is up and reachable",
@@ -222,35 +222,22 @@ func lockWithin(ctx context.Context, s Space, id uint32, timeout time.Duration) 
 	defer cancel()
 	h, err = s.Lock(wctx, id, true)
 	if err != nil && errors.Is(err, context.DeadlineExceeded) && ctx.Err() == nil && wctx.Err() != nil {
-		return tryWithin(s, id, quitGrace)
+		return tryOnce(ctx, s, id)
 	}
 	return h, false, err
 }
 
-// errNoAnswer is lock's error when etcd stopped answering during a wait.
-var errNoAnswer = errors.New("etcd did not answer")
-
-// tryWithin tries lock id once more when -w runs out, and gives it limit.
-// A timed-out wait says nothing of why: a lock still held, or a cluster
-// that stopped answering, which would even leave a free lock untaken; only
-// an answer now makes it "busy" (found by review: exit 1, "held by another
-// process", with etcd out of reach). A lock free at the deadline is taken.
-func tryWithin(s Space, id uint32, limit time.Duration) (h Held, busy bool, err error) {
-	type result struct {
-		h   Held
-		err error
-	}
-	got := make(chan result, 1)
-	go func() {
-		h, err := s.Lock(context.Background(), id, false)
-		got <- result{h, err}
-	}()
-	select {
-	case r := <-got:
-		return r.h, r.err == nil && r.h == nil, r.err
-	case <-time.After(limit):
-		return nil, false, fmt.Errorf("%w within %v of the end of the wait", errNoAnswer, limit)
-	}
+// tryOnce tries lock id once more when -w runs out. A timed-out wait says
+// nothing of why: a lock still held, or a cluster that stopped answering,
+// which would even leave a free lock untaken; only an answer now makes it
+// "busy" (found by review: exit 1, "held by another process", with etcd
+// out of reach). The try is bounded by the cluster's own request timeout,
+// --dial-timeout, as every round trip is, never by less (found by review:
+// half a second made a slow but answering cluster exit 3); a signal still
+// cuts it short. A lock free at the deadline is taken.
+func tryOnce(ctx context.Context, s Space, id uint32) (h Held, busy bool, err error) {
+	h, err = s.Lock(ctx, id, false)
+	return h, err == nil && h == nil, err
 }
 
 // quitGrace is how long lockdir, ending on a signal, gives etcd to take

@@ -4,18 +4,21 @@ import (
 	"net"
 	"sync"
 	"testing"
+	"time"
 )
 
 // A TCPProxy stands between a client and one etcd endpoint, for tests of
 // what a client does when the network fails it: Hold keeps every byte back,
 // in both directions, as if one side had been stopped (SIGSTOP) or frozen,
 // until Release passes them on in order; Cut drops every connection and
-// refuses new ones, as a firewall or a dead member would, until Heal.
+// refuses new ones, as a firewall or a dead member would, until Heal;
+// Delay makes every byte late, as a distant or slow cluster is.
 type TCPProxy struct {
 	addr string
 
 	mu    sync.Mutex
 	held  chan struct{} // closed by Release; nil while bytes pass
+	delay time.Duration // each way
 	down  bool
 	conns map[net.Conn]bool
 }
@@ -85,6 +88,14 @@ func (p *TCPProxy) Release() {
 	p.mu.Unlock()
 }
 
+// Delay passes every chunk of bytes on d after it came, in each direction,
+// so that a request is answered a round trip of 2 × d later at least.
+func (p *TCPProxy) Delay(d time.Duration) {
+	p.mu.Lock()
+	p.delay = d
+	p.mu.Unlock()
+}
+
 // Cut closes every connection and refuses new ones, until Heal.
 func (p *TCPProxy) Cut() {
 	p.mu.Lock()
@@ -111,11 +122,12 @@ func (p *TCPProxy) pass(dst, src net.Conn) {
 	for {
 		n, err := src.Read(buf)
 		p.mu.Lock()
-		held := p.held
+		held, delay := p.held, p.delay
 		p.mu.Unlock()
 		if held != nil {
 			<-held
 		}
+		time.Sleep(delay)
 		if n > 0 {
 			if _, werr := dst.Write(buf[:n]); werr != nil {
 				return
