@@ -98,6 +98,3 @@ func TestWaiterSurvivesCompaction(t *testing.T) {
 		t.Fatal("B did not take the lock 20 s after A unlocked")
 	}
 }
-
-// cutter is a TCP proxy that can drop every connection and refuse new
-// ones until healed.
