@@ -22,9 +22,10 @@ type Holder struct {
 // The PID is that of the process that took the lock. A child that inherited
 // the descriptor across fork holds the lock too, but is not listed. A
 // process is listed once per lock and mode. The kernel gives its table a
-// page at a time, so a lock taken or released while Holders reads may be
-// missing; one that the kernel shows twice, as its table changes between
-// two pages, is listed once.
+// page at a time, and one that changes between two pages can skip or
+// repeat an entry, so Holders reads it until two reads agree (at most four
+// times, then their union): a lock taken or released while it reads may
+// still be missing or shown.
 func (m *Manager) Holders() ([]Holder, error) {
 	var (
 		alloc []uint32
