@@ -22,13 +22,8 @@ func TestReleaseEndsOnSignal(t *testing.T) {
 	bin, env, _, p := frozenSetup(t)
 	dir := t.TempDir()
 	started, finish := filepath.Join(dir, "started"), filepath.Join(dir, "finish")
-	cmd := &exec.Cmd{Path: bin, Env: env, Args: []string{"lockdir", "--dial-timeout", "20s", "lock", "1", "--",
-		"sh", "-c", "touch " + started + "; while [ ! -e " + finish + " ]; do sleep 0.02; done"}}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	exited := make(chan error, 1)
-	go func() { exited <- cmd.Wait() }()
+	cmd, exited := startLockdir(t, bin, env, "--dial-timeout", "20s", "lock", "1", "--",
+		"sh", "-c", "touch "+started+"; while [ ! -e "+finish+" ]; do sleep 0.02; done")
 	waitFile(t, started)
 	p.Hold()
 	if err := os.WriteFile(finish, nil, 0o644); err != nil {
@@ -52,12 +47,7 @@ func TestWaitEndsOnSignal(t *testing.T) {
 	}
 	defer func() { holder.Process.Kill(); holder.Wait() }()
 	waitFile(t, held)
-	cmd := &exec.Cmd{Path: bin, Env: env, Args: []string{"lockdir", "--dial-timeout", "20s", "lock", "1", "true"}}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	exited := make(chan error, 1)
-	go func() { exited <- cmd.Wait() }()
+	cmd, exited := startLockdir(t, bin, env, "--dial-timeout", "20s", "lock", "1", "true")
 	for deadline := time.Now().Add(20 * time.Second); ; time.Sleep(20 * time.Millisecond) {
 		out, _ := (&exec.Cmd{Path: bin, Env: direct, Args: []string{"lockdir", "status", "1"}}).Output()
 		if strings.Contains(string(out), "waiting") || strings.Count(string(out), " yes ") > 1 {
@@ -93,6 +83,19 @@ func frozenSetup(t *testing.T) (bin string, env, direct []string, p *etcdtest.TC
 	}
 	direct = append(slices.Clone(env), "LOCKDIR_ETCD="+target)
 	return bin, env, direct, p
+}
+
+// startLockdir starts bin as lockdir with args, and returns it and the
+// channel its Wait's result comes on.
+func startLockdir(t *testing.T, bin string, env []string, args ...string) (*exec.Cmd, <-chan error) {
+	t.Helper()
+	cmd := &exec.Cmd{Path: bin, Env: env, Args: append([]string{"lockdir"}, args...)}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	exited := make(chan error, 1)
+	go func() { exited <- cmd.Wait() }()
+	return cmd, exited
 }
 
 // endsOnSignal sends SIGTERM to cmd and fails unless it exits within 10 s,
@@ -133,13 +136,8 @@ func TestTermDuringCommandEndsRelease(t *testing.T) {
 	bin, env, _, p := frozenSetup(t)
 	dir := t.TempDir()
 	started, ended := filepath.Join(dir, "started"), filepath.Join(dir, "ended")
-	cmd := &exec.Cmd{Path: bin, Env: env, Args: []string{"lockdir", "--dial-timeout", "20s", "lock", "1", "--",
-		"sh", "-c", "trap 'touch " + ended + "; exit 0' TERM; touch " + started + "; while :; do sleep 0.02; done"}}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	exited := make(chan error, 1)
-	go func() { exited <- cmd.Wait() }()
+	cmd, exited := startLockdir(t, bin, env, "--dial-timeout", "20s", "lock", "1", "--",
+		"sh", "-c", "trap 'touch "+ended+"; exit 0' TERM; touch "+started+"; while :; do sleep 0.02; done")
 	waitFile(t, started)
 	p.Hold() // etcd stops answering, as in a partition or a shutdown
 	sent := time.Now()
