@@ -1,80 +1,25 @@
 package filelock
 
-import (
-	"hash/crc32"
-	"sync"
-	"sync/atomic"
-)
-
 // The registry's checksums are CRC-32C (Castagnoli), see docs/format.md.
 //
-// hash/crc32 computes CRC-32C with the CPU's CRC instruction, but its first
-// use builds tables for that path: on amd64 it checksums about 1.5 MB to
-// do so, some 0.25 ms. A short-lived process such as 'lockdir lock'
-// checksums only the registry's header, its journal and a page or two,
-// about 12 KiB, and that set-up alone was a fifth of its own start-up
-// (issue 12). So checksums start in software (slicing-by-8, about 1.3 GB/s
-// here), and only a process that has checksummed softSumLimit bytes, and
-// so is likely to go on (a long-lived Manager allocating, a check of a
-// large registry), switches to hash/crc32 and pays for its set-up once.
-// Both give the same sums, which TestCRC32C checks.
-
-// softSumLimit is how many bytes a process checksums in software before
-// it switches to hash/crc32: in software they cost about what hash/crc32's
-// set-up does.
-const softSumLimit = 256 << 10
-
-// softSummed counts the bytes checksummed in software, up to softSumLimit.
-// Like hash/crc32's own tables, it is process-wide and changes only speed,
-// never a result.
-var softSummed atomic.Int64
-
-// castagnoliSoft holds the slicing-by-8 tables of the reflected Castagnoli
-// polynomial: 8 KiB, built on first use in about 15 microseconds, so that
-// a program that imports filelock and opens nothing does not pay for them.
-var castagnoliSoft = sync.OnceValue(makeCastagnoliSoft)
-
-// castagnoliHW is hash/crc32's table, built on first use.
-var castagnoliHW = sync.OnceValue(func() *crc32.Table { return crc32.MakeTable(crc32.Castagnoli) })
-
-// makeCastagnoliSoft builds the tables: t[0] is the byte-at-a-time table,
-// and t[k][b] is the sum of byte b followed by k zero bytes.
-func makeCastagnoliSoft() *[8][256]uint32 {
-	var t [8][256]uint32
-	for i := range t[0] {
-		c := uint32(i)
-		for range 8 {
-			if c&1 == 1 {
-				c = c>>1 ^ crc32.Castagnoli
-			} else {
-				c >>= 1
-			}
-		}
-		t[0][i] = c
-	}
-	for i := range t[0] {
-		for k := 1; k < 8; k++ {
-			t[k][i] = t[k-1][i]>>8 ^ t[0][byte(t[k-1][i])]
-		}
-	}
-	return &t
-}
+// They are computed in software, slicing-by-8 (about 1.3 GB/s here), from
+// tables compiled into the binary (crc_table.go). hash/crc32 would use the
+// CPU's CRC instruction, but its package set-up runs in every process that
+// links it, and its first CRC-32C sum builds tables for that path: on
+// amd64 it checksums about 1.5 MB to do so, some 0.25 ms. A short-lived
+// process such as 'lockdir lock' checksums only the registry's header, and
+// an allocation or a free a page or two, so that set-up was a fifth of its
+// own start-up (issue 12); even a check of the largest registry, 2 MB,
+// takes under 2 ms in software. TestCRC32C checks the sums against
+// hash/crc32's.
 
 // crc32c returns the CRC-32C of p.
 func crc32c(p []byte) uint32 { return crc32cUpdate(0, p) }
 
-// crc32cUpdate returns the CRC-32C of the data summed into crc followed by p.
+// crc32cUpdate returns the CRC-32C of the data summed into crc followed by
+// p, eight bytes at a time.
 func crc32cUpdate(crc uint32, p []byte) uint32 {
-	if softSummed.Load() >= softSumLimit {
-		return crc32.Update(crc, castagnoliHW(), p)
-	}
-	softSummed.Add(int64(len(p)))
-	return crc32cSoft(crc, p)
-}
-
-// crc32cSoft is crc32cUpdate in software, eight bytes at a time.
-func crc32cSoft(crc uint32, p []byte) uint32 {
-	t := castagnoliSoft()
+	t := &castagnoli
 	crc = ^crc
 	for len(p) >= 8 {
 		crc ^= le.Uint32(p)
