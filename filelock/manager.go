@@ -307,12 +307,16 @@ func (m *Manager) OpenLockFile(id uint32) (*os.File, error) {
 	if err != nil {
 		return nil, err
 	}
-	// Checked to be a regular file, it is made a blocking descriptor
-	// again, as os.OpenFile gives: os.NewFile would otherwise try to add
-	// it to the Go runtime's poller, which sets the poller up (an epoll
-	// descriptor, an eventfd) in a short-lived process that never needs
-	// it (issue 12), and a command that inherits it (lockdir lock -F)
-	// gets an ordinary descriptor.
+	return m.lockFile(fd, id)
+}
+
+// lockFile makes fd, lock id's file as openLockFileAt opened and checked
+// it, an *os.File. It is made a blocking descriptor again, as os.OpenFile
+// gives: os.NewFile would otherwise try to add it to the Go runtime's
+// poller, which sets the poller up (an epoll descriptor, an eventfd) in a
+// short-lived process that never needs it (issue 12), and a command that
+// inherits it (lockdir lock -F) gets an ordinary descriptor.
+func (m *Manager) lockFile(fd int, id uint32) (*os.File, error) {
 	if err := setBlocking(fd); err != nil {
 		closeFD(fd)
 		return nil, &fs.PathError{Op: "fcntl", Path: m.LockPath(id), Err: err}
@@ -325,20 +329,25 @@ func (m *Manager) openLockFileFD(id uint32) (int, error) {
 	if _, err := m.Retrieve(id); err != nil {
 		return -1, err
 	}
-	path := m.LockPath(id)
 	c := &m.cache
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.locksFD < 0 {
 		return -1, fmt.Errorf("lock %d in %s: %w", id, m.dir, lock.ErrClosed)
 	}
-	fd, err := m.openOrCreateAt(c.locksFD, lockName(id), lockFileFlags)
+	return m.openLockFileAt(c.locksFD, id)
+}
+
+// openLockFileAt opens lock id's file in locksFD, the directory locks/,
+// creating it if need be, and checks that it is a regular file.
+func (m *Manager) openLockFileAt(locksFD int, id uint32) (int, error) {
+	fd, err := m.openOrCreateAt(locksFD, lockName(id), lockFileFlags)
 	if err != nil {
-		return -1, &fs.PathError{Op: "open", Path: path, Err: explainOpenFile(err)}
+		return -1, &fs.PathError{Op: "open", Path: m.LockPath(id), Err: explainOpenFile(err)}
 	}
 	if err := m.checkLockFile(fd); err != nil {
 		closeFD(fd)
-		return -1, &fs.PathError{Op: "open", Path: path, Err: err}
+		return -1, &fs.PathError{Op: "open", Path: m.LockPath(id), Err: err}
 	}
 	return fd, nil
 }

@@ -160,6 +160,11 @@ func (m *Manager) checkOwned(fd int, wantDir bool) error {
 	if err != nil {
 		return err
 	}
+	return m.checkOwnedInfo(fi, wantDir)
+}
+
+// checkOwnedInfo is checkOwned on fi, a file's fstat.
+func (m *Manager) checkOwnedInfo(fi fileInfo, wantDir bool) error {
 	switch {
 	case wantDir && !fi.isDir():
 		return errors.New("not a directory")

@@ -179,34 +179,46 @@ func parseRegistry(data []byte) (*view, error) {
 	if len(data) < pagesOff {
 		return nil, corruptf("registry is %d bytes, shorter than its %d-byte header", len(data), pagesOff)
 	}
-	h := data[:pageSize]
-	if !bytes.Equal(h[hdrMagic:hdrVersion], registryMagic[:]) {
-		return nil, corruptf("bad magic %q", h[hdrMagic:hdrVersion])
+	capacity, err := parseHeader(data[:headerLen])
+	if err != nil {
+		return nil, err
 	}
-	if got, want := le.Uint32(h[hdrCRC:]), crc32c(h[:hdrCRC]); got != want {
-		return nil, corruptf("header checksum %#08x, want %#08x", got, want)
-	}
-	if v := le.Uint32(h[hdrVersion:]); v != formatVersion {
-		return nil, corruptf("format version %d, this build reads version %d", v, formatVersion)
-	}
-	if ps := le.Uint32(h[hdrPageSize:]); ps != pageSize {
-		return nil, corruptf("page size %d, want %d", ps, pageSize)
-	}
-	if f := le.Uint32(h[hdrFlags:]); f != 0 {
-		return nil, corruptf("unknown flags %#x", f)
-	}
-	v := &view{data: data, capacity: le.Uint32(h[hdrCapacity:]), pages: le.Uint32(h[hdrPages:])}
-	if err := checkCapacity(v.capacity); err != nil {
-		return nil, corruptf("%v", err)
-	}
-	if v.pages != pagesFor(v.capacity) {
-		return nil, corruptf("%d bitmap pages for capacity %d, want %d", v.pages, v.capacity, pagesFor(v.capacity))
-	}
+	v := &view{data: data, capacity: capacity, pages: pagesFor(capacity)}
 	if want := registrySize(v.capacity); int64(len(data)) != want {
 		return nil, corruptf("registry is %d bytes, want %d for capacity %d", len(data), want, v.capacity)
 	}
 	v.readJournal()
 	return v, nil
+}
+
+// parseHeader checks a registry's header fields, h, and returns the
+// capacity they record. The header is written once, when the file is made,
+// and a registry is only ever replaced whole, so a header read without the
+// master lock is as good as one read under it (QuickOpenLockFile).
+func parseHeader(h []byte) (capacity uint32, err error) {
+	if !bytes.Equal(h[hdrMagic:hdrVersion], registryMagic[:]) {
+		return 0, corruptf("bad magic %q", h[hdrMagic:hdrVersion])
+	}
+	if got, want := le.Uint32(h[hdrCRC:]), crc32c(h[:hdrCRC]); got != want {
+		return 0, corruptf("header checksum %#08x, want %#08x", got, want)
+	}
+	if v := le.Uint32(h[hdrVersion:]); v != formatVersion {
+		return 0, corruptf("format version %d, this build reads version %d", v, formatVersion)
+	}
+	if ps := le.Uint32(h[hdrPageSize:]); ps != pageSize {
+		return 0, corruptf("page size %d, want %d", ps, pageSize)
+	}
+	if f := le.Uint32(h[hdrFlags:]); f != 0 {
+		return 0, corruptf("unknown flags %#x", f)
+	}
+	capacity = le.Uint32(h[hdrCapacity:])
+	if err := checkCapacity(capacity); err != nil {
+		return 0, corruptf("%v", err)
+	}
+	if pages := le.Uint32(h[hdrPages:]); pages != pagesFor(capacity) {
+		return 0, corruptf("%d bitmap pages for capacity %d, want %d", pages, capacity, pagesFor(capacity))
+	}
+	return capacity, nil
 }
 
 // readJournal finds a valid journal record and decides whether it is

@@ -43,6 +43,7 @@ func closeFD(fd int) error                              { return errors.ErrUnsup
 func geteuid() int                                      { return -1 }
 func mmapRead(fd int, size int) ([]byte, error)         { return nil, errors.ErrUnsupported }
 func munmap(b []byte) error                             { return errors.ErrUnsupported }
+func preadFull(fd int, b []byte, off int64) error       { return errors.ErrUnsupported }
 func fileLimit() (uint64, error)                        { return 0, errors.ErrUnsupported }
 
 const (

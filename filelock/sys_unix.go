@@ -3,6 +3,7 @@
 package filelock
 
 import (
+	"io"
 	"math"
 	"time"
 
@@ -148,6 +149,24 @@ func mmapRead(fd int, size int) ([]byte, error) {
 }
 
 func munmap(b []byte) error { return unix.Munmap(b) }
+
+// preadFull reads len(b) bytes of fd from offset off: all of them, or an
+// error (io.ErrUnexpectedEOF if the file ends first).
+func preadFull(fd int, b []byte, off int64) error {
+	for len(b) > 0 {
+		n, err := unix.Pread(fd, b, off)
+		switch {
+		case err == unix.EINTR:
+			continue
+		case err != nil:
+			return err
+		case n == 0:
+			return io.ErrUnexpectedEOF
+		}
+		b, off = b[n:], off+int64(n)
+	}
+	return nil
+}
 
 // isSymlinkErr reports whether err is how open(2) with O_NOFOLLOW refuses a
 // symbolic link: ELOOP, or EMLINK on FreeBSD and DragonFly.
