@@ -69,7 +69,7 @@ func runLock(g *globals, o *lockOptions, id uint32, argv []string) error {
 	if err != nil {
 		return err
 	}
-	fd, err := openLockFD(g, id)
+	fd, err := openLockFD(g, id, sigs)
 	if err != nil {
 		return err
 	}
@@ -148,24 +148,16 @@ func lookPathReason(err error) error {
 }
 
 // openLockFD opens lock id's file on a descriptor of lockdir's own, for
-// flock(2). The Manager creates the directory if needed, checks the ID
-// against its capacity, creates the file with the directory's mode and
-// opens it (Manager.OpenLockFile: on a descriptor checked to be a regular
-// file, never by the path again, where a group member could have swapped
-// in a FIFO); nothing else of it is used, so that an uncontended 'lockdir
-// lock' costs one Open and no registry scan.
-func openLockFD(g *globals, id uint32) (int, error) {
-	m, err := g.openManager(true)
-	if err != nil {
-		return -1, err
-	}
-	defer m.Close()
-	f, err := m.OpenLockFile(id)
-	if errors.Is(err, lock.ErrInvalidID) {
-		if _, cerr := checkIDs(m, []uint32{id}); cerr != nil {
-			return -1, cerr
-		}
-	}
+// flock(2), checked to be a regular file (never opened by the path again,
+// where a group member could have swapped in a FIFO). Nothing else of the
+// directory is used, so lock first tries filelock's short way, which reads
+// only the registry's header (QuickOpenLockFile). A directory that it does
+// not take (missing, damaged, an ID out of range, ...) goes through a
+// Manager, which creates it if needed, and checks, repairs or explains as
+// every other command does; a signal ends that wait for the master lock,
+// as it ends the wait for the lock itself.
+func openLockFD(g *globals, id uint32, sigs <-chan os.Signal) (int, error) {
+	f, err := openLockFile(g, id, sigs)
 	if err != nil {
 		return -1, err
 	}
@@ -177,6 +169,68 @@ func openLockFD(g *globals, id uint32) (int, error) {
 		return -1, &os.PathError{Op: "dup", Path: f.Name(), Err: err}
 	}
 	return fd, nil
+}
+
+// openLockFile opens lock id's file, the short way if it can.
+func openLockFile(g *globals, id uint32, sigs <-chan os.Signal) (*os.File, error) {
+	dir, err := g.resolve()
+	if err != nil {
+		return nil, err
+	}
+	opts, err := g.options()
+	if err != nil {
+		return nil, err
+	}
+	if f, ok := filelock.QuickOpenLockFile(dir, id, opts...); ok {
+		return f, nil
+	}
+	var f *os.File // set by op; read only once untilSignal saw it return
+	err = untilSignal(sigs, func() error {
+		var err error
+		f, err = openLockFileManaged(g, id)
+		return err
+	})
+	if err != nil {
+		return nil, err
+	}
+	return f, nil
+}
+
+// openLockFileManaged opens lock id's file through a Manager.
+func openLockFileManaged(g *globals, id uint32) (*os.File, error) {
+	m, err := g.openManager(true)
+	if err != nil {
+		return nil, err
+	}
+	defer m.Close()
+	f, err := m.OpenLockFile(id)
+	if errors.Is(err, lock.ErrInvalidID) {
+		if _, cerr := checkIDs(m, []uint32{id}); cerr != nil {
+			return nil, cerr
+		}
+	}
+	return f, err
+}
+
+// untilSignal runs op, which may block, and returns its error, unless one
+// of lock's signals comes first: then it returns that signal's status and
+// leaves op running, so it must only be used by a process that then exits.
+// SIGTSTP stops lockdir meanwhile, as if it were not handled.
+func untilSignal(sigs <-chan os.Signal, op func() error) error {
+	done := make(chan error, 1)
+	go func() { done <- op() }()
+	for {
+		select {
+		case err := <-done:
+			return err
+		case s := <-sigs:
+			if s == syscall.SIGTSTP {
+				stopSelf()
+				continue
+			}
+			return signalStatus(s)
+		}
+	}
 }
 
 // busyError is waitLock's answer when the lock stays busy.
