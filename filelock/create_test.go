@@ -576,12 +576,7 @@ func TestCleanerKeepsCheckCounters(t *testing.T) {
 	staleTempAge = 0
 	defer func() { staleTempAge = old }()
 	gid := os.Getgid()
-	dir := filepath.Join(t.TempDir(), "ld")
-	m, err := Create(dir, 8, WithSharedGroup(gid))
-	if err != nil {
-		t.Fatal(err)
-	}
-	m.Close()
+	dir := newLockDir(t, WithSharedGroup(gid))
 	counter := filepath.Join(dir, checkTempPrefix+"123.counter")
 	other := filepath.Join(dir, tmpPrefix+"registry.lock.123")
 	for _, name := range []string{counter, other} {
@@ -589,7 +584,7 @@ func TestCleanerKeepsCheckCounters(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	m, err = Open(dir, WithSharedGroup(gid))
+	m, err := Open(dir, WithSharedGroup(gid))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -71,12 +71,7 @@ func TestQuickOpenLockFile(t *testing.T) {
 		{name: "faults injected", opts: []Option{withFs(newFaultFs())}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			dir := filepath.Join(t.TempDir(), "ld")
-			m, err := Create(dir, 8)
-			if err != nil {
-				t.Fatal(err)
-			}
-			m.Close()
+			dir := newLockDir(t)
 			if tc.setup != nil {
 				tc.setup(t, dir)
 			}
@@ -156,12 +151,7 @@ func checkQuickFile(t *testing.T, f *os.File, dir string, id uint32) {
 // refuses it.
 func TestQuickOpenLockFileShared(t *testing.T) {
 	gid := os.Getgid()
-	dir := filepath.Join(t.TempDir(), "ld")
-	m, err := Create(dir, 8, WithSharedGroup(gid))
-	if err != nil {
-		t.Fatal(err)
-	}
-	m.Close()
+	dir := newLockDir(t, WithSharedGroup(gid))
 	if f, ok := QuickOpenLockFile(dir, 5); ok {
 		f.Close()
 		t.Error("a shared directory was taken without WithSharedGroup")
@@ -185,12 +175,7 @@ func TestQuickOpenLockFileShared(t *testing.T) {
 // hold for ever: it reads only the registry's header, which nobody
 // changes in place.
 func TestQuickOpenLockFileSkipsMasterLock(t *testing.T) {
-	dir := filepath.Join(t.TempDir(), "ld")
-	m, err := Create(dir, 8)
-	if err != nil {
-		t.Fatal(err)
-	}
-	m.Close()
+	dir := newLockDir(t)
 	master, err := os.OpenFile(filepath.Join(dir, masterName), os.O_RDWR, 0)
 	if err != nil {
 		t.Fatal(err)
@@ -215,6 +200,19 @@ func TestQuickOpenLockFileSkipsMasterLock(t *testing.T) {
 	case <-time.After(30 * time.Second):
 		t.Fatal("QuickOpenLockFile waited for the master lock")
 	}
+}
+
+// newLockDir makes a lock directory of capacity 8 in a fresh temporary
+// directory and returns its path, with no Manager left open on it.
+func newLockDir(t *testing.T, opts ...Option) string {
+	t.Helper()
+	dir := filepath.Join(t.TempDir(), "ld")
+	m, err := Create(dir, 8, opts...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m.Close()
+	return dir
 }
 
 func writeFile(t *testing.T, path, data string) {

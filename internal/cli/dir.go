@@ -93,15 +93,25 @@ func (g *globals) ensurePrivateTempDir(dir string) error {
 	return nil
 }
 
+// dirOptions returns the lock directory (see resolve) and the options to
+// open it with.
+func (g *globals) dirOptions() (string, []filelock.Option, error) {
+	dir, err := g.resolve()
+	if err != nil {
+		return "", nil, err
+	}
+	opts, err := g.options()
+	if err != nil {
+		return "", nil, err
+	}
+	return dir, opts, nil
+}
+
 // openManager opens the lock directory. With create, a missing directory is
 // created with room for filelock.DefaultNumLocks locks; without, a missing
 // directory is an error that suggests 'lockdir init'.
 func (g *globals) openManager(create bool) (*filelock.Manager, error) {
-	dir, err := g.resolve()
-	if err != nil {
-		return nil, err
-	}
-	opts, err := g.options()
+	dir, opts, err := g.dirOptions()
 	if err != nil {
 		return nil, err
 	}

@@ -183,11 +183,7 @@ func openLockFD(g *globals, id uint32, sigs <-chan os.Signal) (int, error) {
 
 // openLockFile opens lock id's file, the short way if it can.
 func openLockFile(g *globals, id uint32, sigs <-chan os.Signal) (*os.File, error) {
-	dir, err := g.resolve()
-	if err != nil {
-		return nil, err
-	}
-	opts, err := g.options()
+	dir, opts, err := g.dirOptions()
 	if err != nil {
 		return nil, err
 	}
