@@ -1,6 +1,7 @@
 package filelock
 
 import (
+	"errors"
 	"os"
 	"path/filepath"
 )
@@ -11,23 +12,24 @@ import (
 // as 'lockdir lock'. ok is false, and f nil, whenever the short way does
 // not apply; the caller then opens the directory with Open or OpenOrCreate
 // and calls OpenLockFile, which create, repair, refuse or explain, each as
-// it always does.
+// it always does. It never takes a directory that Open would refuse.
 //
-// It checks the lock directory, locks/ and the lock file as Open and
-// OpenLockFile do, each on the descriptor it goes on to use, and creates
-// the lock file in the same way if it is missing. What it skips is the
-// registry's upkeep: it takes no master lock, maps nothing and checks no
-// bitmap page, but reads the registry's header for the capacity. The
-// header is written once, when the registry is made, and a registry is
-// only ever replaced whole, by a rename, so the header needs no lock; and
-// with Open, too, the capacity can change after the master lock is let go
-// and before the lock file is opened. A lock directory with anything out
-// of the ordinary (missing, or without a registry or locks/ yet, with a
-// damaged header, an ID beyond the capacity, a file or directory that
-// fails a check, an error of any kind) is left to the long way.
+// It checks what Open checks, each on the descriptor it goes on to use:
+// the directory, registry.lock and the registry (each opened read-write,
+// as Open opens them), the registry's header and every bitmap page,
+// locks/ and the lock file, which it creates in the same way if it is
+// missing. What it skips is the master lock and the registry's upkeep: it
+// reads the registry instead of mapping it, redoes no journal record and
+// cleans nothing up. Without the master lock a reader may catch a page in
+// the middle of a write, which then fails its checksum: that, like
+// anything else out of the ordinary (no directory, registry or locks/
+// yet, a journal record to redo, an ID beyond the capacity, a check that
+// fails, an error of any kind), is left to the long way, untouched. With
+// Open, too, the capacity can change after the master lock is let go and
+// before the lock file is opened.
 //
-// In 'lockdir lock -- true' the long way was about a tenth of the whole
-// run (issue 12); see docs/performance.md.
+// In 'lockdir lock 7 -- true' the long way was about a tenth of the run
+// (issue 12); see docs/performance.md.
 func QuickOpenLockFile(dir string, id uint32, opts ...Option) (f *os.File, ok bool) {
 	if !supported || dir == "" {
 		return nil, false
@@ -91,11 +93,13 @@ func (m *Manager) quickDir(dirfd int, name string) (int, error) {
 	return fd, nil
 }
 
-// quickCapacity reads the capacity from the header of the registry in
-// dirFD, which it checks as Open does, and whose size must be the one the
-// header implies.
+// quickCapacity checks registry.lock and the registry in dirFD as Open
+// does, and returns the capacity.
 func (m *Manager) quickCapacity(dirFD int) (uint32, error) {
-	fd, err := openAt(dirFD, registryName, oRDONLY, 0)
+	if err := m.quickMaster(dirFD); err != nil {
+		return 0, err
+	}
+	fd, err := openAt(dirFD, registryName, oRDWR, 0)
 	if err != nil {
 		return 0, err
 	}
@@ -107,16 +111,40 @@ func (m *Manager) quickCapacity(dirFD int) (uint32, error) {
 	if err := m.checkOwnedInfo(fi, false); err != nil {
 		return 0, err
 	}
-	var h [headerLen]byte
-	if err := preadFull(fd, h[:], 0); err != nil {
+	if fi.size < pagesOff || fi.size > registrySize(MaxLocks) {
+		return 0, corruptf("registry is %d bytes", fi.size)
+	}
+	data := make([]byte, fi.size)
+	if err := preadFull(fd, data, 0); err != nil {
 		return 0, err
 	}
-	capacity, err := parseHeader(h[:])
+	v, err := parseRegistry(data)
+	if err == nil {
+		err = v.verify()
+	}
+	if err == nil && v.journal != nil {
+		err = errJournalPending
+	}
 	if err != nil {
 		return 0, err
 	}
-	if fi.size != registrySize(capacity) {
-		return 0, corruptf("registry is %d bytes, want %d for capacity %d", fi.size, registrySize(capacity), capacity)
+	return v.capacity, nil
+}
+
+// errJournalPending is why the short way leaves a registry with a journal
+// record to redo to Open.
+var errJournalPending = errors.New("registry has a journal record to redo")
+
+// quickMaster checks registry.lock in dirFD as Open does, without creating
+// or locking it.
+func (m *Manager) quickMaster(dirFD int) error {
+	fd, err := openAt(dirFD, masterName, lockFileFlags, 0)
+	if err != nil {
+		return err
 	}
-	return capacity, nil
+	defer closeFD(fd)
+	if err := m.checkLockFile(fd); err != nil {
+		return err
+	}
+	return m.checkOwned(fd, false)
 }
