@@ -21,17 +21,42 @@ func TestCRC32C(t *testing.T) {
 			p[i] = byte(r.Uint32())
 		}
 		want := crc32.Checksum(p, tab)
-		if got := crc32c(p); got != want {
-			t.Errorf("crc32c of %d bytes = %#08x, want %#08x", n, got, want)
+		if got := crc32cSoft(0, p); got != want {
+			t.Errorf("crc32cSoft of %d bytes = %#08x, want %#08x", n, got, want)
 		}
 		cut := n / 3
+		if got := crc32cSoft(crc32cSoft(0, p[:cut]), p[cut:]); got != want {
+			t.Errorf("crc32cSoft of %d bytes in two pieces = %#08x, want %#08x", n, got, want)
+		}
 		if got := crc32cUpdate(crc32c(p[:cut]), p[cut:]); got != want {
-			t.Errorf("crc32cUpdate of %d bytes in two pieces = %#08x, want %#08x", n, got, want)
+			t.Errorf("crc32cUpdate of %d bytes = %#08x, want %#08x", n, got, want)
 		}
 	}
 	// The known answer for "123456789" (RFC 3720, appendix B.4).
-	if got := crc32c([]byte("123456789")); got != 0xe3069283 {
-		t.Errorf("crc32c(\"123456789\") = %#08x, want 0xe3069283", got)
+	if got := crc32cSoft(0, []byte("123456789")); got != 0xe3069283 {
+		t.Errorf("crc32cSoft(\"123456789\") = %#08x, want 0xe3069283", got)
+	}
+}
+
+// TestCRC32CSwitchesToHardware checks that the software sums stop once
+// softSumLimit bytes have been summed, and that the sums stay the same.
+func TestCRC32CSwitchesToHardware(t *testing.T) {
+	saved := softSummed.Load()
+	t.Cleanup(func() { softSummed.Store(saved) })
+	softSummed.Store(0)
+	p := make([]byte, softSumLimit/4+1)
+	for i := range p {
+		p[i] = byte(i * 7)
+	}
+	want := crc32.Checksum(p, crc32.MakeTable(crc32.Castagnoli))
+	for i := 0; i < 6; i++ {
+		if got := crc32c(p); got != want {
+			t.Fatalf("sum %d = %#08x, want %#08x", i, got, want)
+		}
+	}
+	if got := softSummed.Load(); got < softSumLimit || got > softSumLimit+int64(len(p)) {
+		t.Errorf("after 6 sums of %d bytes, %d bytes summed in software, want %d to %d (the switch at %d)",
+			len(p), got, softSumLimit, softSumLimit+int64(len(p)), softSumLimit)
 	}
 }
 
@@ -101,4 +126,26 @@ func castagnoliSource(t [8][256]uint32) []byte {
 	}
 	b.WriteString("}\n")
 	return b.Bytes()
+}
+
+// BenchmarkCRC32C measures the software sums against hash/crc32's, which
+// uses the CPU's instruction, in the same run: a page, and the largest
+// registry (MaxLocks).
+func BenchmarkCRC32C(b *testing.B) {
+	tab := crc32.MakeTable(crc32.Castagnoli)
+	for _, n := range []int{pageSize, int(registrySize(MaxLocks))} {
+		p := make([]byte, n)
+		b.Run(fmt.Sprintf("impl=soft/bytes=%d", n), func(b *testing.B) {
+			b.SetBytes(int64(n))
+			for b.Loop() {
+				crc32cSoft(0, p)
+			}
+		})
+		b.Run(fmt.Sprintf("impl=hash-crc32/bytes=%d", n), func(b *testing.B) {
+			b.SetBytes(int64(n))
+			for b.Loop() {
+				crc32.Checksum(p, tab)
+			}
+		})
+	}
 }
