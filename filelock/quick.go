@@ -1,7 +1,6 @@
 package filelock
 
 import (
-	"errors"
 	"os"
 	"path/filepath"
 )
@@ -20,13 +19,16 @@ import (
 // locks/ and the lock file, which it creates in the same way if it is
 // missing. What it skips is the master lock and the registry's upkeep: it
 // reads the registry instead of mapping it, redoes no journal record and
-// cleans nothing up. Without the master lock a reader may catch a page in
-// the middle of a write, which then fails its checksum: that, like
-// anything else out of the ordinary (no directory, registry or locks/
-// yet, a journal record to redo, an ID beyond the capacity, a check that
-// fails, an error of any kind), is left to the long way, untouched. With
-// Open, too, the capacity can change after the master lock is let go and
-// before the lock file is opened.
+// cleans nothing up: a journal record still to redo (a writer stopped or
+// killed between its two writes) is read through, as every reader reads
+// it, and left to the next writer. Without the master lock a reader may
+// catch a page in the middle of a write, which then fails its checksum:
+// that, like anything else out of the ordinary (no directory, registry or
+// locks/ yet, an ID beyond the capacity, a check that fails, an error of
+// any kind), is left to the long way, untouched, but for one case: if the
+// lock file was created and then could not be made blocking, it stays, as
+// OpenLockFile would leave it. With Open, too, the capacity can change
+// after the master lock is let go and before the lock file is opened.
 //
 // In 'lockdir lock 7 -- true' the long way was about a tenth of the run
 // (issue 12); see docs/performance.md.
@@ -122,18 +124,11 @@ func (m *Manager) quickCapacity(dirFD int) (uint32, error) {
 	if err == nil {
 		err = v.verify()
 	}
-	if err == nil && v.journal != nil {
-		err = errJournalPending
-	}
 	if err != nil {
 		return 0, err
 	}
 	return v.capacity, nil
 }
-
-// errJournalPending is why the short way leaves a registry with a journal
-// record to redo to Open.
-var errJournalPending = errors.New("registry has a journal record to redo")
 
 // quickMaster checks registry.lock in dirFD as Open does, without creating
 // or locking it.

@@ -29,6 +29,9 @@ func TestQuickOpenLockFile(t *testing.T) {
 			writeFile(t, filepath.Join(dir, locksName, "3"), "")
 		}},
 		{name: "highest ID", id: 7, ok: true},
+		{name: "journal record to redo", id: 3, ok: true, setup: func(t *testing.T, dir string) {
+			writeJournalOnly(t, dir, 5) // a writer stopped between its two writes
+		}},
 		{name: "ID out of range", id: 8},
 		{name: "not there", setup: func(t *testing.T, dir string) { removeAll(t, dir) }},
 		{name: "not a lock directory yet", setup: func(t *testing.T, dir string) {
@@ -199,6 +202,34 @@ func TestQuickOpenLockFileSkipsMasterLock(t *testing.T) {
 		}
 	case <-time.After(30 * time.Second):
 		t.Fatal("QuickOpenLockFile waited for the master lock")
+	}
+}
+
+// writeJournalOnly does the first half of allocating id in dir, as a
+// writer stopped or killed between its journal write and its page write
+// leaves it: the journal holds the new page, which the page does not
+// reflect yet. Open redoes it; every reader reads through it.
+func writeJournalOnly(t *testing.T, dir string, id uint32) {
+	t.Helper()
+	path := filepath.Join(dir, registryName)
+	data, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	v, err := parseRegistry(data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, err := v.updatedPage(id, true, v.maxSeq()+1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	copy(data[journalOff:], journalRecord(id/bitsPerPage, p))
+	if v, err := parseRegistry(data); err != nil || v.journal == nil {
+		t.Fatalf("journal record not pending: %v", err)
+	}
+	if err := os.WriteFile(path, data, 0o600); err != nil {
+		t.Fatal(err)
 	}
 }
 

@@ -118,7 +118,11 @@ func takeLock(g *globals, o *lockOptions, id uint32, fd int, sigs <-chan os.Sign
 		return nil
 	case errors.As(err, &busy):
 		if o.verbose {
-			fmt.Fprintf(stderr, "lockdir: %v\n", busy.describe(g, id))
+			var msg string // set by op; read only once untilSignal saw it return
+			if err := untilSignal(sigs, func() error { msg = busy.describe(g, id); return nil }); err != nil {
+				return err
+			}
+			fmt.Fprintf(stderr, "lockdir: %s\n", msg)
 		}
 		return exitStatus(o.conflict)
 	case errors.As(err, &se):
@@ -246,13 +250,20 @@ type busyError struct {
 
 func (e busyError) Error() string { return "lock is busy" }
 
+// describeWait bounds how long describe waits for the master lock, which
+// a stopped 'lockdir alloc' can hold for ever: a busy -n must still answer
+// at once, if with less to say.
+const describeWait = 200 * time.Millisecond
+
 // describe says who holds lock id, for --verbose: the directory is
 // scanned only on this slow path.
 func (e busyError) describe(g *globals, id uint32) string {
 	holders := " by another process"
-	if m, err := g.openManager(false); err == nil {
-		holders = describeHolders(m, id)
-		m.Close()
+	if dir, opts, err := g.dirOptions(); err == nil {
+		if m, err := filelock.Open(dir, append(opts, filelock.WithTimeout(describeWait))...); err == nil {
+			holders = describeHolders(m, id)
+			m.Close()
+		}
 	}
 	if e.timeout > 0 {
 		return fmt.Sprintf("timed out after %v waiting for lock %d, held%s", e.timeout, id, holders)
