@@ -1,6 +1,7 @@
 package filelock
 
 import (
+	"errors"
 	"os"
 	"path/filepath"
 )
@@ -138,8 +139,13 @@ func (m *Manager) quickMaster(dirFD int) error {
 		return err
 	}
 	defer closeFD(fd)
-	if err := m.checkLockFile(fd); err != nil {
+	// checkLockFile and checkOwned, on one fstat.
+	fi, err := fstat(fd)
+	if err != nil {
 		return err
 	}
-	return m.checkOwned(fd, false)
+	if !fi.isReg() {
+		return errors.New("registry.lock is not a regular file")
+	}
+	return m.checkOwnedInfo(fi, false)
 }
