@@ -18,9 +18,14 @@ import (
 func TestQuickOpenLockFileMasterRefused(t *testing.T) {
 	checkQuickRefused(t, []refusedCase{
 		{name: "registry.lock a symlink", setup: func(t *testing.T, dir string) {
+			// To a real, empty regular file, as registry.lock is, so that
+			// only the link itself can make the short way decline.
 			master := filepath.Join(dir, masterName)
-			remove(t, master)
-			symlink(t, filepath.Join(t.TempDir(), "elsewhere"), master)
+			real := filepath.Join(t.TempDir(), "real")
+			if err := os.Rename(master, real); err != nil {
+				t.Fatal(err)
+			}
+			symlink(t, real, master)
 		}},
 		{name: "registry.lock world-writable", setup: func(t *testing.T, dir string) {
 			chmod(t, filepath.Join(dir, masterName), 0o666)

@@ -164,12 +164,12 @@ func lookPathReason(err error) error {
 // openLockFD opens lock id's file on a descriptor of lockdir's own, for
 // flock(2), checked to be a regular file (never opened by the path again,
 // where a group member could have swapped in a FIFO). Nothing else of the
-// directory is used, so lock first tries filelock's short way, which reads
-// only the registry's header (QuickOpenLockFile). A directory that it does
-// not take (missing, damaged, an ID out of range, ...) goes through a
-// Manager, which creates it if needed, and checks, repairs or explains as
-// every other command does; a signal ends that wait for the master lock,
-// as it ends the wait for the lock itself.
+// directory is used, so lock first tries filelock's short way, which makes
+// Open's checks without the master lock (QuickOpenLockFile). A directory
+// that it does not take (missing, damaged, an ID out of range, ...) goes
+// through a Manager, which creates it if needed, and checks, repairs or
+// explains as every other command does; a signal ends that wait for the
+// master lock, as it ends the wait for the lock itself.
 func openLockFD(g *globals, id uint32, sigs <-chan os.Signal) (int, error) {
 	f, err := openLockFile(g, id, sigs)
 	if err != nil {
