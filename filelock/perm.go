@@ -192,6 +192,11 @@ func (m *Manager) checkLockFile(fd int) error {
 	if err != nil {
 		return err
 	}
+	return checkLockFileInfo(fi)
+}
+
+// checkLockFileInfo is checkLockFile on fi, a file's fstat.
+func checkLockFileInfo(fi fileInfo) error {
 	if !fi.isReg() {
 		return fmt.Errorf("lock file is not a regular file (type %#o)", fi.typ)
 	}

@@ -1,7 +1,6 @@
 package filelock
 
 import (
-	"errors"
 	"os"
 	"path/filepath"
 )
@@ -114,8 +113,8 @@ func (m *Manager) quickCapacity(dirFD int) (uint32, error) {
 	if err := m.checkOwnedInfo(fi, false); err != nil {
 		return 0, err
 	}
-	if fi.size < pagesOff || fi.size > registrySize(MaxLocks) {
-		return 0, corruptf("registry is %d bytes", fi.size)
+	if err := checkRegistrySize(fi.size); err != nil {
+		return 0, err
 	}
 	data := make([]byte, fi.size)
 	if err := preadFull(fd, data, 0); err != nil {
@@ -144,8 +143,8 @@ func (m *Manager) quickMaster(dirFD int) error {
 	if err != nil {
 		return err
 	}
-	if !fi.isReg() {
-		return errors.New("registry.lock is not a regular file")
+	if err := checkLockFileInfo(fi); err != nil {
+		return err
 	}
 	return m.checkOwnedInfo(fi, false)
 }

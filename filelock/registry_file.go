@@ -73,9 +73,9 @@ func (r *registryFile) open(dirfd int, fi fileInfo) error {
 		f.Close()
 		return &fs.PathError{Op: "open", Path: r.path, Err: errReplaced}
 	}
-	if got.size < pagesOff || got.size > registrySize(MaxLocks) {
+	if err := checkRegistrySize(got.size); err != nil {
 		f.Close()
-		return &fs.PathError{Op: "open", Path: r.path, Err: corruptf("registry is %d bytes", got.size)}
+		return &fs.PathError{Op: "open", Path: r.path, Err: err}
 	}
 	data, err := mmapRead(int(f.Fd()), int(got.size))
 	if err != nil {
@@ -88,6 +88,15 @@ func (r *registryFile) open(dirfd int, fi fileInfo) error {
 }
 
 var errReplaced = errors.New("registry replaced while opening")
+
+// checkRegistrySize refuses a registry file too short for its header and
+// journal or too long for any capacity, before it is mapped or read.
+func checkRegistrySize(size int64) error {
+	if size < pagesOff || size > registrySize(MaxLocks) {
+		return corruptf("registry is %d bytes", size)
+	}
+	return nil
+}
 
 // inDir turns an error of dirFS, whose *fs.PathError names a file relative
 // to a directory descriptor, into one that names it under dir, the path

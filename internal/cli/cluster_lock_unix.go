@@ -82,27 +82,16 @@ func runClusterLock(g *globals, o *lockOptions, id uint32, argv []string) error 
 // Ctrl-C must not wait for that. lockdir exits on the signal, which ends
 // the opening with the process; nothing is held yet.
 func openSpaceOrSignal(g *globals, sigs <-chan os.Signal) (Space, error) {
-	type result struct {
-		s   Space
-		err error
+	var s Space // set by op; read only once untilSignal saw it return
+	err := untilSignal(sigs, func() error {
+		var err error
+		s, err = g.openSpace("lock", filelock.DefaultNumLocks)
+		return err
+	})
+	if err != nil {
+		return nil, err
 	}
-	opened := make(chan result, 1)
-	go func() {
-		s, err := g.openSpace("lock", filelock.DefaultNumLocks)
-		opened <- result{s, err}
-	}()
-	for {
-		select {
-		case r := <-opened:
-			return r.s, r.err
-		case s := <-sigs:
-			if s == syscall.SIGTSTP {
-				stopSelf()
-				continue
-			}
-			return nil, signalStatus(s)
-		}
-	}
+	return s, nil
 }
 
 // takeClusterLock waits for lock id for as long as o says. A signal while
@@ -121,8 +110,7 @@ func takeClusterLock(s Space, o *lockOptions, id uint32, sigs <-chan os.Signal) 
 		for {
 			select {
 			case s := <-sigs:
-				if s == syscall.SIGTSTP {
-					stopSelf()
+				if !endsStart(s) {
 					continue
 				}
 				sig = s

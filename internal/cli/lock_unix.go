@@ -141,11 +141,9 @@ func pendingSignals(sigs <-chan os.Signal) error {
 	for {
 		select {
 		case s := <-sigs:
-			if s == syscall.SIGTSTP {
-				stopSelf()
-				continue
+			if endsStart(s) {
+				return signalStatus(s)
 			}
-			return signalStatus(s)
 		default:
 			return nil
 		}
@@ -222,6 +220,18 @@ func openLockFileManaged(g *globals, id uint32) (*os.File, error) {
 	return f, err
 }
 
+// endsStart reports whether s, one of lock's signals that came before the
+// command started, ends lockdir. SIGTSTP does not: with nothing to pass it
+// on to yet, lockdir stops as if it were not handled, and reports false
+// once it is continued.
+func endsStart(s os.Signal) bool {
+	if s == syscall.SIGTSTP {
+		stopSelf()
+		return false
+	}
+	return true
+}
+
 // untilSignal runs op, which may block, and returns its error, unless one
 // of lock's signals comes first: then it returns that signal's status and
 // leaves op running, so it must only be used by a process that then exits.
@@ -234,11 +244,9 @@ func untilSignal(sigs <-chan os.Signal, op func() error) error {
 		case err := <-done:
 			return err
 		case s := <-sigs:
-			if s == syscall.SIGTSTP {
-				stopSelf()
-				continue
+			if endsStart(s) {
+				return signalStatus(s)
 			}
-			return signalStatus(s)
 		}
 	}
 }
@@ -305,12 +313,9 @@ func waitLock(fd, how int, timeout time.Duration, sigs <-chan os.Signal) error {
 		case <-expired:
 			return busyError{timeout: timeout}
 		case s := <-sigs:
-			if s == syscall.SIGTSTP {
-				// Nothing to pass it on to yet: stop as if it were not handled.
-				stopSelf()
-				continue
+			if endsStart(s) {
+				return signalError{s.(syscall.Signal)}
 			}
-			return signalError{s.(syscall.Signal)}
 		}
 	}
 }
