@@ -98,7 +98,7 @@ bench-cold:
 bench-cli:
 	$(GO) build -o bin/procbench ./internal/procbench
 	bin/procbench cli -dir $(BENCH_DIR) -rounds $(CLI_ROUNDS) | tee bench-cli.txt
-	$(GO) run $(BENCHSTAT) -col '/impl@(flock go-floor go-afero go-signals lockdir)' bench-cli.txt
+	$(GO) run $(BENCHSTAT) -col '/impl@(flock go-floor go-afero go-signals go-forkexec go-forkexec-signals lockdir)' bench-cli.txt
 	grep -E '^# (ratio|size)' bench-cli.txt
 
 lint:

@@ -24,6 +24,7 @@ const (
 	minexecPkg      = "github.com/lockdir/lockdir/internal/procbench/minexec"
 	minexecAferoPkg = "github.com/lockdir/lockdir/internal/procbench/minexecafero"
 	minexecSigPkg   = "github.com/lockdir/lockdir/internal/procbench/minexecsig"
+	minForkExecPkg  = "github.com/lockdir/lockdir/internal/procbench/minforkexec"
 	lockdirPkg      = "github.com/lockdir/lockdir/cmd/lockdir"
 )
 
@@ -74,7 +75,7 @@ func runCLI(w io.Writer, c cliConfig) error {
 
 // cliBinaries are the programs the CLI benchmark runs.
 type cliBinaries struct {
-	lockdir, minexec, minexecAfero, minexecSig string
+	lockdir, minexec, minexecAfero, minexecSig, minForkExec string
 }
 
 // buildAll builds the minimal Go programs into bin, and lockdir unless
@@ -85,8 +86,9 @@ func (c *cliConfig) buildAll(bin string) (cliBinaries, error) {
 		minexec:      filepath.Join(bin, "minexec"),
 		minexecAfero: filepath.Join(bin, "minexecafero"),
 		minexecSig:   filepath.Join(bin, "minexecsig"),
+		minForkExec:  filepath.Join(bin, "minforkexec"),
 	}
-	pkgs := []string{minexecPkg, minexecAferoPkg, minexecSigPkg}
+	pkgs := []string{minexecPkg, minexecAferoPkg, minexecSigPkg, minForkExecPkg}
 	if b.lockdir == "" {
 		pkgs = append(pkgs, lockdirPkg)
 		b.lockdir = filepath.Join(bin, "lockdir")
@@ -134,6 +136,8 @@ func cliGroup(w io.Writer, bins cliBinaries, env []string, lockFile string) grou
 		variant{name: "go-floor", command: run(bins.minexec, "true")},
 		variant{name: "go-afero", command: run(bins.minexecAfero, "true")},
 		variant{name: "go-signals", command: run(bins.minexecSig, "true")},
+		variant{name: "go-forkexec", command: run(bins.minForkExec, "true")},
+		variant{name: "go-forkexec-signals", command: run(bins.minForkExec, "-signals", "true")},
 		variant{name: "lockdir", command: run(bins.lockdir, "lock", "7", "--", "true")},
 	)
 	g.ratios = []ratio{
@@ -141,6 +145,9 @@ func cliGroup(w io.Writer, bins cliBinaries, env []string, lockFile string) grou
 		{num: "go-afero", den: "go-floor"},
 		{num: "go-signals", den: "go-floor"},
 		{num: "lockdir", den: "go-signals"},
+		{num: "go-forkexec", den: "go-floor"},
+		{num: "go-forkexec-signals", den: "go-floor"},
+		{num: "lockdir", den: "go-forkexec-signals"},
 	}
 	if flock != "" {
 		g.ratios = append(g.ratios,
@@ -158,6 +165,7 @@ func printSizes(w io.Writer, bins cliBinaries) error {
 		{"go-floor (minexec)", bins.minexec},
 		{"go-afero (minexecafero)", bins.minexecAfero},
 		{"go-signals (minexecsig)", bins.minexecSig},
+		{"go-forkexec, go-forkexec-signals (minforkexec)", bins.minForkExec},
 	} {
 		fi, err := os.Stat(b.path)
 		if err != nil {

@@ -73,7 +73,7 @@ func TestCLISmoke(t *testing.T) {
 	if err := runCLI(&out, cliConfig{dir: t.TempDir(), rounds: 1}); err != nil {
 		t.Fatal(err)
 	}
-	impls := []string{"go-floor", "go-afero", "go-signals", "lockdir"}
+	impls := []string{"go-floor", "go-afero", "go-signals", "go-forkexec", "go-forkexec-signals", "lockdir"}
 	if _, err := exec.LookPath("flock"); err == nil {
 		impls = append(impls, "flock")
 	}
@@ -82,7 +82,7 @@ func TestCLISmoke(t *testing.T) {
 		patterns = append(patterns, `^BenchmarkCLI/impl=`+impl+` 1 \d+ ns/op \d+ cpu-ns/op$`)
 	}
 	countLines(t, out.String(), 1, patterns...)
-	countLines(t, out.String(), 1, `^# ratio CLI lockdir / go-floor: wall `, `^# ratio CLI lockdir / go-signals: wall `, `^# size lockdir: \d+ bytes`, `^# size go-afero \(minexecafero\): \d+ bytes`)
+	countLines(t, out.String(), 1, `^# ratio CLI lockdir / go-floor: wall `, `^# ratio CLI lockdir / go-signals: wall `, `^# ratio CLI lockdir / go-forkexec-signals: wall `, `^# size lockdir: \d+ bytes`, `^# size go-afero \(minexecafero\): \d+ bytes`)
 }
 
 // TestChildFailure checks that a child that fails or skips work fails the

@@ -1,6 +1,8 @@
 // Command minexec is the floor of a Go program that runs a command: it runs
-// its arguments with os/exec, as lockdir lock does, and exits with their
-// status. procbench's cli benchmark measures lockdir lock against it.
+// its arguments with os/exec and exits 1 if they failed. procbench's cli
+// benchmark measures lockdir lock against it, the floor that issue 12 names
+// (lockdir itself starts its command with syscall.ForkExec: see
+// minforkexec).
 package main
 
 import (

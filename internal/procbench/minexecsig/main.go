@@ -2,10 +2,11 @@
 
 // Command minexecsig is minexec that first catches the seven signals that
 // lockdir lock passes on to its command, as any Go program that forwards
-// signals must: procbench's cli benchmark uses it to show how much of
-// lockdir's start-up is the Go runtime's signal set-up (a round trip to
-// its signal-mask thread per signal, and the threads it starts), which
-// lockdir cannot avoid, and how much is lockdir's own.
+// signals must: procbench's cli benchmark uses it to show how much the Go
+// runtime's signal set-up costs (a round trip to its signal-mask thread
+// per signal, and the threads it starts). lockdir's own share is measured
+// against minforkexec -signals, which also starts its command the way
+// lockdir does.
 package main
 
 import (
