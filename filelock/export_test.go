@@ -2,6 +2,8 @@
 
 package filelock
 
+import "time"
+
 // This file exports internals to the black-box tests and benchmarks of
 // package filelock_test. It is compiled only by go test.
 
@@ -23,3 +25,13 @@ func SetAllocatedForTest(m *Manager, ids []uint32) error {
 
 // RegistryPathForTest returns the path of m's registry file.
 func RegistryPathForTest(m *Manager) string { return m.reg.path }
+
+// SetRecheckAfterForTest sets how long a kept lock file descriptor is
+// trusted before Lock checks it against the file's name again
+// (recheck.go), and returns a function that restores the old value. It is
+// not safe to call while Managers are in use.
+func SetRecheckAfterForTest(d time.Duration) (restore func()) {
+	old := recheckAfter
+	recheckAfter = d
+	return func() { recheckAfter = old }
+}

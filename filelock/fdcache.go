@@ -1,6 +1,7 @@
 package filelock
 
 import (
+	"errors"
 	"fmt"
 	"io/fs"
 	"sync"
@@ -47,6 +48,8 @@ type fdCache struct {
 	byID    map[uint32]*lockState
 
 	probation []*lockState // first opens, oldest first
+
+	epoch time.Time // the clock of lockState.checked (recheck.go)
 }
 
 // probationSize is how many descriptors of first opens stay open at most
@@ -115,7 +118,14 @@ func (m *Manager) openFD(st *lockState, wait func() bool) error {
 		st.fresh = false
 		if err == nil {
 			c.add(st, fd)
+			st.checked = c.now()
 			return nil
+		}
+		if errors.Is(err, fs.ErrNotExist) && m.locksDirGone() {
+			if err := m.reopenLocksDir(); err != nil {
+				return err
+			}
+			continue
 		}
 		if !isTooManyFiles(err) {
 			return &fs.PathError{Op: "open", Path: m.LockPath(st.id), Err: explainOpenFile(err)}

@@ -51,3 +51,17 @@ func evictAnywhere(self *fdCache) int {
 	}
 	return closed
 }
+
+// freeDescriptors closes idle lock file descriptors, this Manager's first
+// and then those of the process's other Managers, for an open of the
+// registry or of a lock file that ran out of descriptors: Lock evicts by
+// itself (openFD), and the registry and OpenLockFile must not fail while
+// the cache holds descriptors it could give back. It reports whether it
+// closed any.
+func (m *Manager) freeDescriptors() bool {
+	c := &m.cache
+	c.mu.Lock()
+	n := c.evict(max(1, len(c.open)/2))
+	c.mu.Unlock()
+	return n > 0 || evictAnywhere(c) > 0
+}

@@ -2,6 +2,7 @@ package filelock
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io/fs"
 
@@ -311,28 +312,59 @@ func isTooManyFilesErr(err error) bool {
 	return false
 }
 
+// ranOutOfFiles reports whether err, however deeply wrapped, is EMFILE or
+// ENFILE.
+func ranOutOfFiles(err error) bool {
+	for ; err != nil; err = errors.Unwrap(err) {
+		if isTooManyFiles(err) {
+			return true
+		}
+	}
+	return false
+}
+
 // flockTurn flocks the lock file with how, opening it first if it is not
 // open. The caller owns the state's turn.
+//
+// A descriptor kept from an earlier lock is checked, once it is due (see
+// recheck.go), to be still the file that the lock's name leads to; if a
+// cleaner deleted or replaced the file meanwhile, flockTurn lets go of it
+// and locks the file by name.
 func (l *Locker) flockTurn(how int, wait func() bool) error {
 	st := l.st
+	c := &l.m.cache
 	if l.m.closed.Load() {
 		return l.closedErr()
 	}
-	if st.fd < 0 {
-		if err := l.m.openFD(st, wait); err != nil {
-			return err
+	for {
+		kept := st.fd >= 0
+		if !kept {
+			if err := l.m.openFD(st, wait); err != nil {
+				return err
+			}
 		}
-	}
-	if !st.ref.Load() {
-		st.ref.Store(true)
-	}
-	if err := flock(st.fd, how); err != nil {
-		if isWouldBlock(err) {
-			return err
+		if !st.ref.Load() {
+			st.ref.Store(true)
 		}
-		return l.pathErr("flock", err)
+		if err := flock(st.fd, how); err != nil {
+			if isWouldBlock(err) {
+				return err
+			}
+			return l.pathErr("flock", err)
+		}
+		if !kept || !c.recheckDue(st) {
+			return nil
+		}
+		err := c.recheck(st)
+		if err == nil {
+			return nil
+		}
+		flock(st.fd, lockUn)
+		if err != errStale {
+			return l.pathErr("stat", err)
+		}
+		c.drop(st)
 	}
-	return nil
 }
 
 func (l *Locker) closedErr() error {

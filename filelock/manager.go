@@ -22,6 +22,9 @@ type Manager struct {
 	opts     options
 	dirFD    int // the lock directory
 	masterFD int // registry.lock, flocked around registry access
+	// masterDev and masterIno name masterFD's file, to notice it deleted
+	// or replaced (recheck.go).
+	masterDev, masterIno uint64
 
 	// regMu serializes registry access within the process: a flock held
 	// through masterFD does not exclude other goroutines using the same
@@ -335,7 +338,16 @@ func (m *Manager) openLockFileFD(id uint32) (int, error) {
 	if c.locksFD < 0 {
 		return -1, fmt.Errorf("lock %d in %s: %w", id, m.dir, lock.ErrClosed)
 	}
-	return m.openLockFileAt(c.locksFD, id)
+	fd, err := m.openLockFileAt(c.locksFD, id)
+	if isTooManyFilesErr(err) {
+		c.mu.Unlock()
+		freed := m.freeDescriptors()
+		c.mu.Lock()
+		if freed && c.locksFD >= 0 {
+			fd, err = m.openLockFileAt(c.locksFD, id)
+		}
+	}
+	return fd, err
 }
 
 // openLockFileAt opens lock id's file in locksFD, the directory locks/,

@@ -71,11 +71,15 @@ func (m *Manager) withRegistry(exclusive bool, fn func(v *view) error) error {
 	if exclusive {
 		how = lockEx
 	}
-	if err := m.lockMaster(how); err != nil {
+	if err := m.lockCurrentMaster(how); err != nil {
 		return err
 	}
 	defer m.unlockMaster()
-	if err := m.reg.refresh(m.dirFD); err != nil {
+	err := m.reg.refresh(m.dirFD)
+	if ranOutOfFiles(err) && m.freeDescriptors() {
+		err = m.reg.refresh(m.dirFD)
+	}
+	if err != nil {
 		return err
 	}
 	return m.guard(func() error {

@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"strings"
+	"time"
 )
 
 type openMode int
@@ -67,7 +68,7 @@ func open(dir string, mode openMode, numLocks uint32, opts []Option) (*Manager, 
 		opts:     o,
 		dirFD:    -1,
 		masterFD: -1,
-		cache:    fdCache{max: o.maxOpen, locksFD: -1},
+		cache:    fdCache{max: o.maxOpen, locksFD: -1, epoch: time.Now()},
 	}
 	m.reg = registryFile{
 		fs:    o.fs,
@@ -119,17 +120,8 @@ func (m *Manager) setup(mode openMode, numLocks uint32) error {
 	// every process always locks the same inode. It is the first file a
 	// new lock directory gets; Open creates it too if the registry exists,
 	// since a registry is useless without it.
-	masterPath := filepath.Join(m.dir, masterName)
-	fd, err = m.openOrCreateAt(m.dirFD, masterName, lockFileFlags)
-	if err != nil {
-		return &fs.PathError{Op: "open", Path: masterPath, Err: explainOpenFile(err)}
-	}
-	m.masterFD = fd
-	if err := m.checkLockFile(fd); err != nil {
-		return &fs.PathError{Op: "open", Path: masterPath, Err: err}
-	}
-	if err := m.checkOwnedSettling(fd, false); err != nil {
-		return &fs.PathError{Op: "open", Path: masterPath, Err: err}
+	if err := m.openMaster(); err != nil {
+		return err
 	}
 
 	if err := m.lockMaster(lockEx); err != nil {

@@ -45,7 +45,11 @@ type lockState struct {
 	held atomic.Bool // a writer holds LOCK_EX; Unlock clears it first
 	ref  atomic.Bool // used since the cache's clock hand last passed
 	fd   int         // lock file descriptor, or -1; written only by the turn's owner
-	slot int         // index in fdCache.open, or -1; guarded by fdCache.mu
+	// checked is when fd was last found to be the file its name leads
+	// to, on the cache's clock (recheck.go); written only by the turn's
+	// owner.
+	checked int64
+	slot    int // index in fdCache.open, or -1; guarded by fdCache.mu
 	// opens is how often fdCache opened fd, at most 2; guarded by
 	// fdCache.mu. A state opened once is on probation (fdcache.go).
 	opens uint8

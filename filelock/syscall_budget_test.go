@@ -33,11 +33,17 @@ var syscallBudget = []struct {
 	// A new ID's file: openat finds none, openat O_CREAT|O_EXCL creates
 	// it, fchmod gives it its mode whatever the umask.
 	{"FirstLockUnlock", map[string]int{"openat": 2, "fchmod": 1, "flock": 2, "close": 1}},
-	{"AllocateLock", map[string]int{"flock": 4, "newfstatat": 2, "pwrite64": 4}},
+	// A kept descriptor's check, once per recheckAfter: an fstat of it
+	// and an fstatat of its name (recheck.go).
+	{"LockUnlockRechecked", map[string]int{"flock": 2, "fstat": 1, "newfstatat": 1}},
+	// AllocateLock and Free: two registry changes, each 2 flock, 2
+	// pwrite64 and 2 newfstatat (registry.lock's name, checked once the
+	// master lock is taken, and the registry's).
+	{"AllocateLock", map[string]int{"flock": 4, "newfstatat": 4, "pwrite64": 4}},
 	// Allocate, then the first Lock+Unlock of the new ID: the registry
-	// change (2 flock, newfstatat, 2 pwrite64), O_CREAT|O_EXCL of the new
+	// change (2 flock, 2 newfstatat, 2 pwrite64), O_CREAT|O_EXCL of the new
 	// lock file and its fchmod, 2 flock, and a probation close.
-	{"AllocateFirstLock", map[string]int{"flock": 4, "newfstatat": 1, "pwrite64": 2, "openat": 1, "fchmod": 1, "close": 1}},
+	{"AllocateFirstLock", map[string]int{"flock": 4, "newfstatat": 2, "pwrite64": 2, "openat": 1, "fchmod": 1, "close": 1}},
 }
 
 // budgetN is how many times TestSyscallBudget runs each operation.

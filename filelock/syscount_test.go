@@ -8,6 +8,7 @@ import (
 	"runtime"
 	"strconv"
 	"testing"
+	"time"
 
 	"golang.org/x/sys/unix"
 
@@ -39,6 +40,11 @@ func TestSyscallMarkers(t *testing.T) {
 		unix.Access("/lockdir-syscount/end/"+name, unix.F_OK)
 	}
 
+	// A kept descriptor is checked against its file's name once per
+	// recheckAfter (recheck.go): under strace that is every hundred ops
+	// or so, which would make the counts inexact. LockUnlockRechecked
+	// below counts the check itself.
+	defer filelock.SetRecheckAfterForTest(time.Hour)()
 	m := newManager(t, 4096, 2048)
 	l := allocatedLocker(t, m)
 	phase("LockUnlock", func() { l.Lock(); l.Unlock() })
@@ -141,6 +147,16 @@ func TestSyscallMarkers(t *testing.T) {
 			t.Fatal(err)
 		}
 	})
+
+	// A Manager whose kept descriptors are due a check at every Lock: what
+	// the check costs, once per recheckAfter in real use.
+	filelock.SetRecheckAfterForTest(0)
+	rm := newManager(t, 64, 8)
+	rl := allocatedLocker(t, rm)
+	rl.Lock()
+	rl.Unlock()
+	phase("LockUnlockRechecked", func() { rl.Lock(); rl.Unlock() })
+	filelock.SetRecheckAfterForTest(time.Hour)
 
 	big := newManager(t, 1_000_000, 999_999)
 	dir := big.Dir()

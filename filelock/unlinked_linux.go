@@ -1,6 +1,8 @@
 package filelock
 
 import (
+	"errors"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -31,7 +33,9 @@ func (m *Manager) unlinkedLocks() ([]Unlinked, error) {
 		return nil, err
 	}
 	known := map[uint64]bool{}
-	if err := m.readLocksDir(func(ino uint64, _ []byte) { known[ino] = true }); err != nil {
+	// A cleaner may have removed locks/ itself: then no lock file has a
+	// name, and every one still locked is reported.
+	if err := m.readLocksDir(func(ino uint64, _ []byte) { known[ino] = true }); err != nil && !errors.Is(err, fs.ErrNotExist) {
 		return nil, err
 	}
 	if fi, err := lstatAt(m.dirFD, masterName); err == nil {

@@ -42,10 +42,8 @@ func (l *Locker) waitInKernel(how int, w *waiter, ctx context.Context, done <-ch
 // gives the lock away or releases it.
 func (l *Locker) kernelWait(how int) {
 	st := l.st
-	err := flock(st.fd, how)
-	if err != nil {
-		err = l.pathErr("flock", err)
-	} else if l.m.closed.Load() {
+	err := l.flockTurn(how, waitForever)
+	if err == nil && l.m.closed.Load() {
 		// The Manager was closed while we waited. Nothing is taken
 		// through a closed Manager, so let go at once; the queue
 		// learns of the close when it takes its own turn.
