@@ -62,6 +62,7 @@ type child struct {
 func startChild(path string, argv, env []string) (*child, error) {
 	c := &child{tty: foregroundTTY(), ourPgrp: syscall.Getpgrp()}
 	attr := &syscall.SysProcAttr{Setpgid: true}
+	dieWithLockdir(attr)
 	if c.tty >= 0 {
 		// The child makes its group the terminal's foreground before its
 		// exec (with signals blocked, so without SIGTTOU).
