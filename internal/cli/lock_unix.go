@@ -93,7 +93,7 @@ func runLock(g *globals, o *lockOptions, id uint32, argv []string) error {
 		return err
 	}
 	if o.noFork {
-		return execLocked(fd, path, argv)
+		return execLocked(fd, path, argv, sigs)
 	}
 	return runChild(path, argv, sigs)
 }
@@ -333,9 +333,21 @@ func flockRetry(fd, how int) error {
 // execLocked replaces lockdir with the command (-F, flock(1)'s --no-fork):
 // the lock's descriptor stays open across the exec, so the command holds
 // the lock, and its children too, like flock(1) without -o.
-func execLocked(fd int, path string, argv []string) error {
+//
+// A signal that came before the exec must still end lockdir, with its
+// status, as it would without -F. The Go runtime may have taken one that
+// its os/signal goroutine has not yet put on sigs (with one P, it runs
+// only when lockdir waits): signal.Stop waits until every signal taken is
+// on sigs, and from then on the signals take their default action, so a
+// later one ends lockdir before the exec (review 10b: a SIGTERM as the
+// lock was taken was lost half the time).
+func execLocked(fd int, path string, argv []string, sigs chan os.Signal) error {
 	if _, err := unix.FcntlInt(uintptr(fd), unix.F_SETFD, 0); err != nil {
 		return fmt.Errorf("lock: keeping the lock across exec: %w", err)
+	}
+	signal.Stop(sigs)
+	if err := pendingSignals(sigs); err != nil {
+		return err
 	}
 	signal.Reset()
 	err := syscall.Exec(path, argv, os.Environ())
