@@ -70,6 +70,7 @@ func (l *Locker) TryLock() bool {
 		return false
 	}
 	st.hold.Store(h)
+	l.m.pin(st)
 	return true
 }
 
@@ -93,6 +94,7 @@ func (l *Locker) lock(ctx context.Context) error {
 		h, err := m.acquire(ctx, st.id, true)
 		if err == nil {
 			st.hold.Store(h)
+			m.pin(st)
 			return nil
 		}
 		if ctx.Err() != nil || m.closed.Load() || errors.Is(err, lock.ErrCorrupt) || refused(err) {
@@ -159,7 +161,10 @@ func (l *Locker) Unlock() {
 	if h == nil {
 		panic(fmt.Sprintf("etcdlock: Unlock of unlocked lock %d in %s", st.id, l.m.k.p))
 	}
-	l.m.release(h, func() { <-st.sem })
+	l.m.release(h, func() {
+		l.m.unpin(st)
+		<-st.sem
+	})
 }
 
 // Token returns the fencing token of the current hold of the lock: the etcd

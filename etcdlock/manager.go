@@ -66,6 +66,24 @@ func (m *Manager) state(id uint32) *lockState {
 	return st
 }
 
+// pin keeps st, whose lock is now held through this Manager, from being
+// collected until unpin: states are referred to weakly (forget), and a
+// state collected while its lock is held would let a Locker retrieved
+// afterwards find the holder key under this session and adopt it, a second
+// holder in the process with the same token (review 10c).
+func (m *Manager) pin(st *lockState) {
+	m.statesMu.Lock()
+	defer m.statesMu.Unlock()
+	m.pinned[st.id] = st
+}
+
+// unpin ends pin, once the lock is released and its key deleted.
+func (m *Manager) unpin(st *lockState) {
+	m.statesMu.Lock()
+	defer m.statesMu.Unlock()
+	delete(m.pinned, st.id)
+}
+
 func (m *Manager) forget(id uint32) {
 	m.statesMu.Lock()
 	defer m.statesMu.Unlock()

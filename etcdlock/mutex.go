@@ -69,8 +69,8 @@ func (m *Manager) acquireIn(ctx context.Context, s *session, id uint32, wait boo
 	cancel()
 	if err != nil {
 		// The put may have been applied: delete the key, or it would
-		// hold the lock once it is the oldest.
-		m.withdraw(s, key)
+		// hold the lock once it is the oldest. Its revision is unknown.
+		m.withdraw(s, key, 0)
 		return nil, m.etcdErr("lock", key, err)
 	}
 	rev := resp.Header.Revision
@@ -82,14 +82,14 @@ func (m *Manager) acquireIn(ctx context.Context, s *session, id uint32, wait boo
 		return h, nil
 	}
 	if !wait {
-		if err := m.withdraw(s, key); err != nil {
+		if err := m.withdraw(s, key, rev); err != nil {
 			return nil, err
 		}
 		return nil, nil
 	}
 	if err := m.waitPredecessors(ctx, s, dir, key, rev); err != nil {
 		if !errors.Is(err, errSessionLost) {
-			m.withdraw(s, key)
+			m.withdraw(s, key, rev)
 		}
 		return nil, err
 	}
@@ -212,13 +212,12 @@ func (m *Manager) nextWatch(ctx context.Context, s *session, wch clientv3.WatchC
 	}
 }
 
-// withdraw deletes key, a holder key of s that must not hold the lock. If
-// etcd cannot be reached, it abandons s so that the key expires with the
-// lease within the TTL, and returns the error.
-func (m *Manager) withdraw(s *session, key string) error {
-	ctx, cancel := m.reqCtx()
-	defer cancel()
-	if _, err := m.cli.Delete(ctx, key); err != nil {
+// withdraw deletes key, a holder key of s created at revision rev (0 if
+// unknown) that must not hold the lock. If etcd cannot be reached, it
+// abandons s so that the key expires with the lease within the TTL, and
+// returns the error.
+func (m *Manager) withdraw(s *session, key string, rev int64) error {
+	if err := m.deleteKey(key, rev); err != nil {
 		m.abandon(s)
 		return m.etcdErr("unlock", key, err)
 	}
@@ -240,11 +239,11 @@ func (m *Manager) withdraw(s *session, key string) error {
 // is done makes that Lock wait instead.
 func (m *Manager) release(h *hold, done func()) {
 	if !h.sess.alive() {
-		go m.withdraw(h.sess, h.key)
+		go m.withdraw(h.sess, h.key, h.rev)
 		done()
 		return
 	}
-	if m.deleteKey(h.key) == nil {
+	if m.deleteKey(h.key, h.rev) == nil {
 		done()
 		return
 	}
@@ -261,17 +260,29 @@ func (m *Manager) release(h *hold, done func()) {
 				t.Stop()
 				return
 			}
-			if m.deleteKey(h.key) == nil {
+			if m.deleteKey(h.key, h.rev) == nil {
 				return
 			}
 		}
 	}()
 }
 
-// deleteKey deletes key, bounded by the timeout.
-func (m *Manager) deleteKey(key string) error {
+// deleteKey deletes key, bounded by the timeout, if it is still the key
+// created at revision rev (any key of that name if rev is 0). A holder
+// key is named after its session's lease, so the next hold of the same ID
+// through the same session has the same name: a delete that etcd applies
+// late, after the client gave up on it and a retry succeeded, must not
+// delete that hold's key (review 10c: two holders, and Lost stayed open).
+func (m *Manager) deleteKey(key string, rev int64) error {
 	ctx, cancel := m.reqCtx()
 	defer cancel()
-	_, err := m.cli.Delete(ctx, key)
+	if rev == 0 {
+		_, err := m.cli.Delete(ctx, key)
+		return err
+	}
+	_, err := m.cli.Txn(ctx).
+		If(clientv3.Compare(clientv3.CreateRevision(key), "=", rev)).
+		Then(clientv3.OpDelete(key)).
+		Commit()
 	return err
 }

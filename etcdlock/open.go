@@ -47,6 +47,7 @@ type Manager struct {
 
 	statesMu sync.Mutex
 	states   map[uint32]weak.Pointer[lockState]
+	pinned   map[uint32]*lockState // states whose lock is held (pin)
 }
 
 var _ lock.Manager = (*Manager)(nil)
@@ -91,6 +92,7 @@ func New(cli *clientv3.Client, prefix string, numLocks uint32, opts ...Option) (
 		ctx:    ctx,
 		cancel: cancel,
 		states: make(map[uint32]weak.Pointer[lockState]),
+		pinned: make(map[uint32]*lockState),
 	}
 	if err := m.setup(numLocks); err != nil {
 		cancel()

@@ -14,12 +14,15 @@ import (
 	"github.com/lockdir/lockdir/etcdlock"
 )
 
-// failingDeletes is a gRPC interceptor that fails the next n DeleteRange
-// requests before they reach etcd, as a request that times out would.
+// failingDeletes is a gRPC interceptor that fails the next n deletes
+// (DeleteRange requests, and transactions that delete a holder key if it
+// is still the hold's) before they reach etcd, as a request that times
+// out would.
 type failingDeletes struct{ n atomic.Int32 }
 
 func (f *failingDeletes) intercept(ctx context.Context, method string, req, reply any, cc *grpc.ClientConn, invoker grpc.UnaryInvoker, opts ...grpc.CallOption) error {
-	if method == "/etcdserverpb.KV/DeleteRange" && f.n.Add(-1) >= 0 {
+	del := method == "/etcdserverpb.KV/DeleteRange" || (method == "/etcdserverpb.KV/Txn" && isHolderDelete(req))
+	if del && f.n.Add(-1) >= 0 {
 		return context.DeadlineExceeded
 	}
 	return invoker(ctx, method, req, reply, cc, opts...)
