@@ -192,6 +192,40 @@ func (l *Locker) Lost() <-chan struct{} {
 	return closedChan
 }
 
+// ErrLost says that a hold of a lock no longer stands: its holder key is
+// gone, with the session lease that expired or was revoked, and another
+// process may hold the lock. Check returns it, wrapped.
+var ErrLost = errors.New("lock lost")
+
+// Check asks etcd whether the current hold of the lock still stands: its
+// holder key exists, made at the hold's revision (Token). It returns nil
+// if so, an error matching ErrLost if not, or etcd's error if etcd does
+// not answer within the timeout (WithTimeout).
+//
+// Lost closes only once the etcd client's keepalive notices that the
+// lease ended, up to a second or more after etcd ended it: a holder that
+// was stopped past its TTL (kill -STOP) and runs again still sees Lost
+// open for a while. A holder that must know, before it reports a job
+// done, that nobody else held the lock meanwhile calls Check (review
+// 10c: lockdir lock reported success after its lock had been taken by
+// another process).
+func (l *Locker) Check(ctx context.Context) error {
+	h := l.st.hold.Load()
+	if h == nil {
+		return fmt.Errorf("lock %d in %s: not held through this Manager: %w", l.st.id, l.m.k.p, ErrLost)
+	}
+	ctx, cancel := context.WithTimeout(ctx, l.m.opts.timeout)
+	defer cancel()
+	resp, err := l.m.cli.Get(ctx, h.key)
+	if err != nil {
+		return l.m.etcdErr("check", h.key, err)
+	}
+	if len(resp.Kvs) == 0 || resp.Kvs[0].CreateRevision != h.rev {
+		return fmt.Errorf("lock %d in %s: its holder key is gone (the session lease expired or was revoked); another process may have held it: %w", l.st.id, l.m.k.p, ErrLost)
+	}
+	return nil
+}
+
 var closedChan = func() chan struct{} {
 	c := make(chan struct{})
 	close(c)

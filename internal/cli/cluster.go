@@ -71,6 +71,11 @@ type Held interface {
 	// longer than the lease's TTL.
 	Lost() <-chan struct{}
 	Token() int64 // the fencing token of this hold
+	// Check asks the cluster whether the hold still stands, and returns
+	// an error if it does not or the cluster cannot say: Lost closes
+	// only once the client notices, which a holder that was stopped past
+	// its TTL may not have done yet.
+	Check(ctx context.Context) error
 	Unlock()
 }
 

@@ -68,7 +68,7 @@ func runClusterLock(g *globals, o *lockOptions, id uint32, argv []string) error 
 	// channel of its own keeps a note of it (found by review).
 	stopping := make(chan os.Signal, 1)
 	signal.Notify(stopping, quitSignals()...)
-	err = runChildHeld(path, argv, sigs, id, h)
+	err = runChildHeld(path, argv, sigs, id, h, stopping)
 	select {
 	case <-stopping:
 	default:
@@ -282,7 +282,12 @@ func releaseWithin(h Held, s Space, limit time.Duration) {
 // runChildHeld is runChild for a lock that can be lost: when h's Lost
 // closes before the command exits, it says so, sends SIGTERM to the
 // command's process group, and returns exitLost once the command is gone.
-func runChildHeld(path string, argv []string, sigs chan os.Signal, id uint32, h Held) error {
+//
+// Once the command has ended by itself, it asks the cluster whether the
+// hold still stood (Check), unless a signal on quit says to stop: then a
+// frozen cluster must not keep lockdir waiting, and the signal is noted
+// on quit for the release that follows.
+func runChildHeld(path string, argv []string, sigs chan os.Signal, id uint32, h Held, quit chan os.Signal) error {
 	// A hold lost already (a waiter paused past its TTL) must not start
 	// the command at all (found by review).
 	select {
@@ -330,6 +335,23 @@ func runChildHeld(path string, argv []string, sigs chan os.Signal, id uint32, h 
 	}
 	if wasLost {
 		return exitStatus(exitLost)
+	}
+	// The command's exit may come before Lost closes: a lockdir stopped
+	// past its TTL (kill -STOP, Ctrl-Z) whose command ended meanwhile sees
+	// the exit first, and the client notices the ended lease up to a
+	// second or more later. So ask the cluster before reporting the
+	// command's status (review 10c: such a lockdir exited 0, silent,
+	// after another process had held the lock while its command ran).
+	checked := make(chan error, 1)
+	go func() { checked <- h.Check(context.Background()) }()
+	select {
+	case err := <-checked:
+		if err != nil {
+			fmt.Fprintf(stderr, "lockdir: lock %d not confirmed held until %s ended: %v; another process may have held it meanwhile\n", id, argv[0], err)
+			return exitStatus(exitLost)
+		}
+	case s := <-quit:
+		quit <- s // for runClusterLock's release, which counts it
 	}
 	return childStatus(ws)
 }
