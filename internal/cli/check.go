@@ -105,7 +105,15 @@ func runCheck(g *globals, procs int, d time.Duration, asJSON bool) (err error) {
 	}
 	res.LockID = l.ID()
 	defer func() {
+		// The record goes first, so that no later check frees the ID
+		// once it is someone else's. A full file system can refuse even
+		// this write (and refused the record itself, review 10b: the ID
+		// then stayed allocated for good); removing the counter file
+		// erases the record as surely, and an unlink needs no space.
 		ferr := clearRecord(counter)
+		if ferr != nil && os.Remove(counter.Name()) == nil {
+			ferr = nil
+		}
 		if ferr == nil {
 			ferr = l.Free()
 		}
