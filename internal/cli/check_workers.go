@@ -28,14 +28,14 @@ type workerArgs struct {
 }
 
 func (a workerArgs) cmd(i int) *exec.Cmd {
-	return &exec.Cmd{
-		Path: a.exe,
-		// Keep argv[0]: it selects lockdir in test binaries.
-		Args: []string{os.Args[0], "check-worker", "--dir", a.dir, "--group", a.group,
-			"--id", strconv.FormatUint(uint64(a.id), 10),
-			"--counter", a.counter, "--slot", strconv.Itoa(i)},
-		Stderr: stderr,
+	// Keep argv[0]: it selects lockdir in test binaries.
+	args := []string{os.Args[0], "check-worker", "--dir", a.dir}
+	if a.group != "" { // an empty --group is a usage error
+		args = append(args, "--group", a.group)
 	}
+	args = append(args, "--id", strconv.FormatUint(uint64(a.id), 10),
+		"--counter", a.counter, "--slot", strconv.Itoa(i))
+	return &exec.Cmd{Path: a.exe, Args: args, Stderr: stderr}
 }
 
 // startWorkers starts procs workers. If one fails to start, those already

@@ -117,8 +117,8 @@ func Run(args []string) int {
 func runArgs(args []string) error {
 	var g globals
 	top := flag.NewFlagSet("lockdir", flag.ContinueOnError)
-	top.StringVar(&g.dir, "dir", "", "")
-	top.StringVar(&g.group, "group", "", "")
+	top.Var(placeFlag{"dir", &g.dir}, "dir", "")
+	top.Var(placeFlag{"group", &g.group}, "group", "")
 	g.cl.declare(top)
 	showVersion := top.Bool("version", false, "")
 	rest, err := parseFlags(top, args, true)
@@ -166,8 +166,8 @@ func runCommand(c *command, rest []string, g *globals) error {
 		return err
 	}
 	fl := flag.NewFlagSet("lockdir "+c.name, flag.ContinueOnError)
-	fl.StringVar(&g.dir, "dir", g.dir, "the lock directory (see 'lockdir -h')")
-	fl.StringVar(&g.group, "group", g.group, "share the lock directory with this group (see 'lockdir -h')")
+	fl.Var(placeFlag{"dir", &g.dir}, "dir", "the lock `directory` (see 'lockdir -h')")
+	fl.Var(placeFlag{"group", &g.group}, "group", "share the lock directory with this `group` (see 'lockdir -h')")
 	g.cl.declare(fl)
 	body := c.setup(fl, g)
 	pos, err := parseFlags(fl, rest, c.stopAtFirstArg)

@@ -160,3 +160,27 @@ func dirError(dir string, err error) error {
 const corruptHint = "the registry is never reset automatically: stop every program that uses " +
 	"this directory, move it aside, run 'lockdir init', then allocate again the IDs your " +
 	"programs use (see 'man lockdir')"
+
+// placeFlag is --dir or --group, which refuse an empty value: a script's
+// --dir "$LOCKS" with LOCKS unset would otherwise go on to $LOCKDIR_DIR or
+// the default directory, and lock somewhere other than the directory it
+// names (review 10b).
+type placeFlag struct {
+	name string
+	p    *string
+}
+
+func (f placeFlag) String() string {
+	if f.p == nil {
+		return ""
+	}
+	return *f.p
+}
+
+func (f placeFlag) Set(v string) error {
+	if v == "" {
+		return fmt.Errorf("--%s is empty: give one, or leave --%s out", f.name, f.name)
+	}
+	*f.p = v
+	return nil
+}

@@ -152,11 +152,9 @@ func (p *lockArgs) flag(a string) error {
 			return err
 		}
 		if name == "dir" {
-			p.g.dir = v
-		} else {
-			p.g.group = v
+			return placeFlag{name, &p.g.dir}.Set(v)
 		}
-		return nil
+		return placeFlag{name, &p.g.group}.Set(v)
 	case "etcd", "cacert", "cert", "key", "prefix", "dial-timeout", "ttl":
 		v, err := value()
 		if err != nil {
