@@ -116,21 +116,16 @@ func Run(args []string) int {
 // runArgs parses the global flags and runs the command that args name.
 func runArgs(args []string) error {
 	var g globals
-	top := flag.NewFlagSet("lockdir", flag.ContinueOnError)
-	top.Var(placeFlag{"dir", &g.dir}, "dir", "")
-	top.Var(placeFlag{"group", &g.group}, "group", "")
-	g.cl.declare(top)
-	showVersion := top.Bool("version", false, "")
-	rest, err := parseFlags(top, args, true)
-	if errors.Is(err, errHelp) {
-		printMainUsage(stdout)
-		return nil
-	}
-	if err != nil {
-		return usageError("", "%v", err)
-	}
-	if *showVersion {
-		return printVersion(stdout)
+	rest := args
+	// Most command lines name the command first ('lockdir lock 7 -- cmd'
+	// in a script's loop); they have no global flags to parse, and
+	// building the flag set costs about 25 us of such a lock's 4 ms.
+	if len(args) == 0 || isFlag(args[0]) || args[0] == "--" {
+		var err error
+		var done bool
+		if rest, done, err = parseGlobals(&g, args); done || err != nil {
+			return err
+		}
 	}
 	if len(rest) == 0 {
 		printMainUsage(stderr)
@@ -149,6 +144,28 @@ func runArgs(args []string) error {
 		return usageError("", "unknown command %q", name)
 	}
 	return runCommand(c, rest, &g)
+}
+
+// parseGlobals parses the global flags that come before the command's
+// name into g, and returns the rest of args. done says that it handled
+// the command line itself (-h, --version).
+func parseGlobals(g *globals, args []string) (rest []string, done bool, err error) {
+	top := flag.NewFlagSet("lockdir", flag.ContinueOnError)
+	top.Var(placeFlag{"dir", &g.dir}, "dir", "")
+	top.Var(placeFlag{"group", &g.group}, "group", "")
+	g.cl.declare(top)
+	showVersion := top.Bool("version", false, "")
+	rest, err = parseFlags(top, args, true)
+	switch {
+	case errors.Is(err, errHelp):
+		printMainUsage(stdout)
+		return nil, true, nil
+	case err != nil:
+		return nil, true, usageError("", "%v", err)
+	case *showVersion:
+		return nil, true, printVersion(stdout)
+	}
+	return rest, false, nil
 }
 
 // runCommand runs command c with its command line args, the global flags
