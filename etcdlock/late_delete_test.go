@@ -8,11 +8,7 @@ import (
 	"time"
 
 	pb "go.etcd.io/etcd/api/v3/etcdserverpb"
-	clientv3 "go.etcd.io/etcd/client/v3"
-	"go.uber.org/zap"
 	"google.golang.org/grpc"
-
-	"github.com/lockdir/lockdir/etcdlock"
 )
 
 // lateDelete is a gRPC interceptor that makes the first delete of a
@@ -77,21 +73,7 @@ func newReply(reply any) any {
 // as unconditional.)
 func TestLateDeleteAfterRelock(t *testing.T) {
 	d := &lateDelete{apply: make(chan struct{}), applied: make(chan error, 1)}
-	cli, err := clientv3.New(clientv3.Config{
-		Endpoints:   server.Endpoints(),
-		DialTimeout: 5 * time.Second,
-		Logger:      zap.NewNop(),
-		DialOptions: []grpc.DialOption{grpc.WithChainUnaryInterceptor(d.intercept)},
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer cli.Close()
-	m, err := etcdlock.New(cli, newPrefix(t), 4, etcdlock.WithTTL(testTTL))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer m.Close()
+	m := interceptedManager(t, d.intercept)
 	l := locker(t, m, 1)
 	l.Lock()
 	l.Unlock() // the delete "times out"; the background retry deletes the key

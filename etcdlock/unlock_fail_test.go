@@ -28,6 +28,29 @@ func (f *failingDeletes) intercept(ctx context.Context, method string, req, repl
 	return invoker(ctx, method, req, reply, cc, opts...)
 }
 
+// interceptedManager returns a Manager of 4 locks on a client of its own
+// whose unary requests go through intercept; both are closed at the end
+// of the test.
+func interceptedManager(t *testing.T, intercept grpc.UnaryClientInterceptor) *etcdlock.Manager {
+	t.Helper()
+	cli, err := clientv3.New(clientv3.Config{
+		Endpoints:   server.Endpoints(),
+		DialTimeout: 5 * time.Second,
+		Logger:      zap.NewNop(),
+		DialOptions: []grpc.DialOption{grpc.WithChainUnaryInterceptor(intercept)},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { cli.Close() })
+	m, err := etcdlock.New(cli, newPrefix(t), 4, etcdlock.WithTTL(testTTL))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { m.Close() })
+	return m
+}
+
 // TestUnlockDeleteFails checks what Unlock does when deleting its holder
 // key fails: it retries in the background while the session lives, so
 // the lock is freed once etcd answers, the other locks held through the
@@ -36,21 +59,7 @@ func (f *failingDeletes) intercept(ctx context.Context, method string, req, repl
 // key and its token.
 func TestUnlockDeleteFails(t *testing.T) {
 	var f failingDeletes
-	cli, err := clientv3.New(clientv3.Config{
-		Endpoints:   server.Endpoints(),
-		DialTimeout: 5 * time.Second,
-		Logger:      zap.NewNop(),
-		DialOptions: []grpc.DialOption{grpc.WithChainUnaryInterceptor(f.intercept)},
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer cli.Close()
-	m, err := etcdlock.New(cli, newPrefix(t), 4, etcdlock.WithTTL(testTTL))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer m.Close()
+	m := interceptedManager(t, f.intercept)
 	other, err := openOwned(addr(m))
 	if err != nil {
 		t.Fatal(err)

@@ -265,18 +265,28 @@ func readDirNames(dirfd int, path string) ([]string, error) {
 }
 
 func (m *Manager) setupLocksDir() error {
-	path := filepath.Join(m.dir, locksName)
-	if err := m.makeDir(m.dirFD, locksName); err != nil {
-		return &fs.PathError{Op: "mkdir", Path: path, Err: err}
-	}
-	fd, err := m.openDir(m.dirFD, locksName)
+	fd, err := m.openLocksDir()
 	if err != nil {
-		return &fs.PathError{Op: "open", Path: path, Err: explainOpenDir(m.dirFD, locksName, err)}
+		return err
 	}
 	m.cache.locksFD = fd
 	registerCache(&m.cache)
-	if err := m.checkOwnedSettling(fd, true); err != nil {
-		return &fs.PathError{Op: "open", Path: path, Err: err}
-	}
 	return nil
+}
+
+// openLocksDir opens locks/, creating it if need be, and checks it.
+func (m *Manager) openLocksDir() (int, error) {
+	path := filepath.Join(m.dir, locksName)
+	if err := m.makeDir(m.dirFD, locksName); err != nil {
+		return -1, &fs.PathError{Op: "mkdir", Path: path, Err: err}
+	}
+	fd, err := m.openDir(m.dirFD, locksName)
+	if err != nil {
+		return -1, &fs.PathError{Op: "open", Path: path, Err: explainOpenDir(m.dirFD, locksName, err)}
+	}
+	if err := m.checkOwnedSettling(fd, true); err != nil {
+		closeFD(fd)
+		return -1, &fs.PathError{Op: "open", Path: path, Err: err}
+	}
+	return fd, nil
 }

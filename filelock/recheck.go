@@ -100,17 +100,9 @@ func (m *Manager) locksDirGone() bool {
 // held.
 func (m *Manager) reopenLocksDir() error {
 	c := &m.cache
-	path := filepath.Join(m.dir, locksName)
-	if err := m.makeDir(m.dirFD, locksName); err != nil {
-		return &fs.PathError{Op: "mkdir", Path: path, Err: err}
-	}
-	fd, err := m.openDir(m.dirFD, locksName)
+	fd, err := m.openLocksDir()
 	if err != nil {
-		return &fs.PathError{Op: "open", Path: path, Err: explainOpenDir(m.dirFD, locksName, err)}
-	}
-	if err := m.checkOwned(fd, true); err != nil {
-		closeFD(fd)
-		return &fs.PathError{Op: "open", Path: path, Err: err}
+		return err
 	}
 	closeFD(c.locksFD)
 	c.locksFD = fd

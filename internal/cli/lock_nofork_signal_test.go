@@ -3,10 +3,7 @@
 package cli
 
 import (
-	"errors"
-	"os"
 	"os/exec"
-	"path/filepath"
 	"strings"
 	"testing"
 )
@@ -27,18 +24,10 @@ import (
 // Each case is run 20 times; any run in which the command finishes, or the
 // status is not 128+N, fails. Before a fix, about one run in two loses it.
 func TestLockNoForkSignalAtLockTaken(t *testing.T) {
-	strace, err := exec.LookPath("strace")
-	if err != nil {
-		t.Skip("needs strace")
-	}
 	if _, err := exec.LookPath("sh"); err != nil {
 		t.Skip("needs sh")
 	}
-	bin := lockdirBinary(t)
-	dir := filepath.Join(t.TempDir(), "ld")
-	if out, err := exec.Command(bin, "--dir", dir, "init").CombinedOutput(); err != nil {
-		t.Fatalf("init: %v\n%s", err, out)
-	}
+	bin, dir := signalInjectionSetup(t)
 	out, err := exec.Command(bin, "--dir", dir, "path", "7").Output()
 	if err != nil {
 		t.Fatalf("path: %v", err)
@@ -52,30 +41,13 @@ func TestLockNoForkSignalAtLockTaken(t *testing.T) {
 		{"USR1", 128 + 10},
 	} {
 		t.Run(tc.sig, func(t *testing.T) {
-			for i := range 20 {
-				ran := filepath.Join(t.TempDir(), "ran")
-				// -P: only the calls on the lock file; when=1: the first
-				// flock(2) on it, lockdir's LOCK_NB try, which succeeds.
-				cmd := exec.Command(strace, "-f", "-qq", "-o", "/dev/null", "-P", lockFile,
-					"-e", "trace=flock", "-e", "inject=flock:signal="+tc.sig+":when=1",
-					bin, "--dir", dir, "lock", "-F", "7", "--", "sh", "-c", "sleep 0.2; touch "+ran)
-				out, err := cmd.CombinedOutput()
-				status := 0
-				var ee *exec.ExitError
-				if errors.As(err, &ee) {
-					status = ee.ExitCode()
-				} else if err != nil {
-					t.Fatal(err)
-				}
-				_, serr := os.Stat(ran)
-				if serr == nil || status != tc.status {
-					if len(out) > 300 {
-						out = out[:300]
-					}
-					t.Fatalf("run %d: SIG%s as lock -F took the lock: exit %d (want %d), command finished: %v\n%s",
-						i, tc.sig, status, tc.status, serr == nil, out)
-				}
-			}
+			// -P: only the calls on the lock file; when=1: the first
+			// flock(2) on it, lockdir's LOCK_NB try, which succeeds.
+			injectSignal(t, signalInjection{
+				path: lockFile, syscall: "flock", sig: tc.sig, status: tc.status, runs: 20,
+				what: "as lock -F took the lock",
+				args: []string{bin, "--dir", dir, "lock", "-F", "7", "--", "sh", "-c", "sleep 0.2; touch RAN"},
+			})
 		})
 	}
 }
