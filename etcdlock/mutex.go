@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"go.etcd.io/etcd/api/v3/mvccpb"
+	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
 	clientv3 "go.etcd.io/etcd/client/v3"
 )
 
@@ -43,7 +44,10 @@ func (m *Manager) acquire(ctx context.Context, id uint32, wait bool) (*hold, err
 			return nil, err
 		}
 		h, err := m.acquireIn(ctx, s, id, wait)
-		if errors.Is(err, errSessionLost) {
+		// A lease that ended before the client noticed is refused as
+		// "lease not found" (review 10c: TryLock panicked on it): the
+		// session is lost too.
+		if errors.Is(err, errSessionLost) || errors.Is(err, rpctypes.ErrLeaseNotFound) {
 			// Revoke the lease, in case only the client gave up on
 			// it: its keys would otherwise wait out the TTL.
 			m.abandon(s)
