@@ -30,9 +30,10 @@ func (l *Locker) ID() uint32 { return l.st.id }
 
 // Lock blocks until it holds the lock. While etcd cannot be reached it
 // keeps trying, with a backoff up to a second, as a wait for the lock. It
-// has no error result, so it panics if the Manager is closed, the lock
-// space is gone, or etcd refuses the request outright (a lease TTL above
-// its largest, no permission): no retry would change those.
+// has no error result, so it panics if the Manager or its etcd client is
+// closed, the lock space is gone, or etcd refuses the request outright (a
+// lease TTL above its largest, no permission): no retry would change
+// those.
 func (l *Locker) Lock() {
 	if err := l.lock(context.Background()); err != nil {
 		panic(err)
@@ -100,6 +101,13 @@ func (l *Locker) lock(ctx context.Context) error {
 		if ctx.Err() != nil || m.closed.Load() || errors.Is(err, lock.ErrCorrupt) || refused(err) {
 			<-st.sem
 			return l.doneErr(ctx, err)
+		}
+		// A client closed under the Manager (New does not own it) answers
+		// every request with its own cancellation, for ever (review 10c:
+		// Lock never returned).
+		if m.cli.Ctx().Err() != nil {
+			<-st.sem
+			return fmt.Errorf("lock %d in %s: the etcd client was closed: %w", st.id, m.k.p, err)
 		}
 		last = err
 		t := time.NewTimer(delay)
