@@ -284,6 +284,12 @@ func spaceReadError(s Space, what string, err error) error {
 	return err
 }
 
+// tlsOrDown is the hint for a cluster that did not answer in time. etcd's
+// client retries a failed TLS handshake quietly until its deadline, so a
+// certificate that the server or this client refuses, or TLS on one side
+// only, ends as the same timeout as a cluster that is down (review 10c).
+const tlsOrDown = "check --etcd or $LOCKDIR_ETCD, and that the cluster is up and reachable; a TLS mismatch (--cacert, --cert, --key against the server's, or TLS on one side only) gives this same timeout; --dial-timeout bounds the wait"
+
 // spaceError explains an error from opening a lock space. Like a lock
 // directory's, every such error has exit code exitDir.
 func spaceError(c ClusterConfig, err error) error {
@@ -296,7 +302,7 @@ func spaceError(c ClusterConfig, err error) error {
 		e.err = fmt.Errorf("%s does not exist", where)
 		e.hint = "create it with 'lockdir init', or pick another with --prefix"
 	case errors.Is(err, context.DeadlineExceeded):
-		e.hint = "check --etcd or $LOCKDIR_ETCD, and that the cluster is up and reachable; --dial-timeout bounds the wait"
+		e.hint = tlsOrDown
 	default:
 		e.hint = "check --etcd or $LOCKDIR_ETCD, --cacert, --cert and --key"
 	}

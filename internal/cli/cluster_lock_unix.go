@@ -176,8 +176,11 @@ func takeClusterLock(s Space, o *lockOptions, id uint32, sigs <-chan os.Signal) 
 	if errors.Is(err, context.DeadlineExceeded) {
 		code = exitDir // the cluster cannot be reached, as when opening
 	}
-	return nil, errorf(code, "check that the cluster is up and reachable",
-		"lock: waiting for lock %d on %s: %w", id, s.Where(), err)
+	hint := "check that the cluster is up and reachable"
+	if code == exitDir {
+		hint = tlsOrDown
+	}
+	return nil, errorf(code, hint, "lock: waiting for lock %d on %s: %w", id, s.Where(), err)
 }
 
 // tokenEnv is the environment variable in which lock on a cluster gives the
