@@ -336,6 +336,9 @@ func (l *Locker) flockTurn(how int, wait func() bool) error {
 	if l.m.closed.Load() {
 		return l.closedErr()
 	}
+	// After a stale descriptor, the file opened in its place is checked
+	// too: the cleaner may still be at work.
+	again := false
 	for {
 		kept := st.fd >= 0
 		if !kept {
@@ -346,16 +349,20 @@ func (l *Locker) flockTurn(how int, wait func() bool) error {
 		if !st.ref.Load() {
 			st.ref.Store(true)
 		}
-		if err := flock(st.fd, how); err != nil {
+		waited, err := flockWaited(st.fd, how)
+		if err != nil {
 			if isWouldBlock(err) {
 				return err
 			}
 			return l.pathErr("flock", err)
 		}
-		if !kept || !c.recheckDue(st) {
+		// A flock that waited may have waited on a file that was deleted
+		// meanwhile (by a cleaner that took the lock to do it, say): it
+		// is always checked, at a cost next to the wait's.
+		if !waited && !again && (!kept || !c.recheckDue(st)) {
 			return nil
 		}
-		err := c.recheck(st)
+		err = c.recheck(st)
 		if err == nil {
 			return nil
 		}
@@ -364,7 +371,21 @@ func (l *Locker) flockTurn(how int, wait func() bool) error {
 			return l.pathErr("stat", err)
 		}
 		c.drop(st)
+		again = true
 	}
+}
+
+// flockWaited is flock(2) with how, reporting whether a blocking flock had
+// to wait: it tries without waiting first, which costs nothing more when
+// the lock is free (one call either way).
+func flockWaited(fd, how int) (waited bool, err error) {
+	if how&lockNB != 0 {
+		return false, flock(fd, how)
+	}
+	if err := flock(fd, how|lockNB); !isWouldBlock(err) {
+		return false, err
+	}
+	return true, flock(fd, how)
 }
 
 func (l *Locker) closedErr() error {
