@@ -79,11 +79,8 @@ func runLock(g *globals, o *lockOptions, id uint32, argv []string) error {
 	if err != nil {
 		return err
 	}
-	fd, err := openLockFD(g, id, sigs)
+	fd, err := lockCurrentFile(g, o, id, sigs)
 	if err != nil {
-		return err
-	}
-	if err := takeLock(g, o, id, fd, sigs); err != nil {
 		return err
 	}
 	if o.verbose {
@@ -98,16 +95,55 @@ func runLock(g *globals, o *lockOptions, id uint32, argv []string) error {
 	return runChild(path, argv, sigs)
 }
 
+// lockCurrentFile opens lock id's file and takes its lock as o says, and
+// returns the descriptor. A lock that had to wait is checked to be still
+// on the file that the lock's name leads to: a cleaner (one that takes
+// the lock to do its work) may have deleted the file meanwhile, and the
+// next process would then lock a new one (review 11a). Then it opens the
+// name again and takes that lock.
+func lockCurrentFile(g *globals, o *lockOptions, id uint32, sigs <-chan os.Signal) (int, error) {
+	for range 10 {
+		fd, name, err := openLockFD(g, id, sigs)
+		if err != nil {
+			return -1, err
+		}
+		waited, err := takeLock(g, o, id, fd, sigs)
+		if err != nil {
+			return -1, err
+		}
+		if !waited || !fileReplaced(fd, name) {
+			return fd, nil
+		}
+		unix.Flock(fd, unix.LOCK_UN)
+		unix.Close(fd)
+	}
+	return -1, fmt.Errorf("lock: lock %d's file was deleted or replaced while lockdir waited for it, 10 times: is a cleaner at work in the lock directory?", id)
+}
+
+// fileReplaced reports whether fd is no longer the file that name leads
+// to: deleted, or replaced by another.
+func fileReplaced(fd int, name string) bool {
+	var held, cur unix.Stat_t
+	if err := unix.Fstat(fd, &held); err != nil {
+		return false
+	}
+	if err := unix.Lstat(name, &cur); err != nil {
+		return errors.Is(err, unix.ENOENT)
+	}
+	return held.Dev != cur.Dev || held.Ino != cur.Ino
+}
+
 // takeLock waits for lock id on fd, shared or not and for as long as o
-// says. When the lock stays busy, or a signal ends the wait, it returns
-// the status to exit with, saying why with --verbose.
-func takeLock(g *globals, o *lockOptions, id uint32, fd int, sigs <-chan os.Signal) error {
+// says, and reports whether it had to wait. When the lock stays busy, or a
+// signal ends the wait, it returns the status to exit with, saying why
+// with --verbose.
+func takeLock(g *globals, o *lockOptions, id uint32, fd int, sigs <-chan os.Signal) (waited bool, err error) {
 	how := unix.LOCK_EX
 	if o.shared {
 		how = unix.LOCK_SH
 	}
 	start := time.Now()
-	err := waitLock(fd, how, o.timeout(), sigs)
+	waited, err = waitLock(fd, how, o.timeout(), sigs)
 	var busy busyError
 	var se signalError
 	switch {
@@ -115,23 +151,23 @@ func takeLock(g *globals, o *lockOptions, id uint32, fd int, sigs <-chan os.Sign
 		if o.verbose {
 			fmt.Fprintf(stderr, "lockdir: getting lock %d took %.6f seconds\n", id, time.Since(start).Seconds())
 		}
-		return nil
+		return waited, nil
 	case errors.As(err, &busy):
 		if o.verbose {
 			var msg string // set by op; read only once untilSignal saw it return
 			if err := untilSignal(sigs, func() error { msg = busy.describe(g, id); return nil }); err != nil {
-				return err
+				return false, err
 			}
 			fmt.Fprintf(stderr, "lockdir: %s\n", msg)
 		}
-		return exitStatus(o.conflict)
+		return false, exitStatus(o.conflict)
 	case errors.As(err, &se):
 		if o.verbose {
 			fmt.Fprintf(stderr, "lockdir: %v while waiting for lock %d; gave up\n", se, id)
 		}
-		return signalStatus(se.sig)
+		return false, signalStatus(se.sig)
 	}
-	return fmt.Errorf("lock: waiting for lock %d: %w", id, err)
+	return false, fmt.Errorf("lock: waiting for lock %d: %w", id, err)
 }
 
 // pendingSignals handles the signals that came in while the lock was
@@ -168,19 +204,19 @@ func lookPathReason(err error) error {
 // through a Manager, which creates it if needed, and checks, repairs or
 // explains as every other command does; a signal ends that wait for the
 // master lock, as it ends the wait for the lock itself.
-func openLockFD(g *globals, id uint32, sigs <-chan os.Signal) (int, error) {
+func openLockFD(g *globals, id uint32, sigs <-chan os.Signal) (fd int, name string, err error) {
 	f, err := openLockFile(g, id, sigs)
 	if err != nil {
-		return -1, err
+		return -1, "", err
 	}
 	defer f.Close()
 	// A descriptor of lockdir's own, past f's life, on the same open file
 	// description: the one that was checked to be a regular file.
-	fd, err := unix.FcntlInt(f.Fd(), unix.F_DUPFD_CLOEXEC, 0)
+	fd, err = unix.FcntlInt(f.Fd(), unix.F_DUPFD_CLOEXEC, 0)
 	if err != nil {
-		return -1, &os.PathError{Op: "dup", Path: f.Name(), Err: err}
+		return -1, "", &os.PathError{Op: "dup", Path: f.Name(), Err: err}
 	}
-	return fd, nil
+	return fd, f.Name(), nil
 }
 
 // openLockFile opens lock id's file, the short way if it can.
@@ -290,13 +326,13 @@ func (e signalError) Error() string { return e.sig.String() + " received" }
 // that goroutine still blocked; lockdir then exits, and the kernel drops
 // the waiter with the process. So waitLock must only be used by a process
 // that exits when it fails.
-func waitLock(fd, how int, timeout time.Duration, sigs <-chan os.Signal) error {
-	err := flockRetry(fd, how|unix.LOCK_NB)
+func waitLock(fd, how int, timeout time.Duration, sigs <-chan os.Signal) (waited bool, err error) {
+	err = flockRetry(fd, how|unix.LOCK_NB)
 	if err != unix.EWOULDBLOCK {
-		return err
+		return false, err
 	}
 	if timeout == 0 {
-		return busyError{}
+		return false, busyError{}
 	}
 	got := make(chan error, 1)
 	go func() { got <- flockRetry(fd, how) }()
@@ -309,12 +345,12 @@ func waitLock(fd, how int, timeout time.Duration, sigs <-chan os.Signal) error {
 	for {
 		select {
 		case err := <-got:
-			return err
+			return true, err
 		case <-expired:
-			return busyError{timeout: timeout}
+			return false, busyError{timeout: timeout}
 		case s := <-sigs:
 			if endsStart(s) {
-				return signalError{s.(syscall.Signal)}
+				return false, signalError{s.(syscall.Signal)}
 			}
 		}
 	}
