@@ -15,7 +15,26 @@ import (
 
 // procLockWaiters counts the flock waiters ("->" entries) of process pid
 // on inode ino in /proc/locks.
+//
+// The kernel gives /proc/locks a page at a time, and a table that changes
+// between two pages (other tests lock files meanwhile) can repeat or skip
+// an entry: it reads the table until two reads agree, as Holders does (a
+// single read once counted a waiter twice under make test's load).
 func procLockWaiters(t *testing.T, pid int, ino uint64) int {
+	t.Helper()
+	prev := -1
+	for range 10 {
+		n := procLockWaitersOnce(t, pid, ino)
+		if n == prev {
+			return n
+		}
+		prev = n
+	}
+	return prev
+}
+
+// procLockWaitersOnce is procLockWaiters on one read of /proc/locks.
+func procLockWaitersOnce(t *testing.T, pid int, ino uint64) int {
 	t.Helper()
 	data, err := os.ReadFile("/proc/locks")
 	if err != nil {
