@@ -100,24 +100,36 @@ func runLock(g *globals, o *lockOptions, id uint32, argv []string) error {
 // on the file that the lock's name leads to: a cleaner (one that takes
 // the lock to do its work) may have deleted the file meanwhile, and the
 // next process would then lock a new one (review 11a). Then it opens the
-// name again and takes that lock.
+// name again and waits for that lock, within what is left of -w: -w
+// bounds the whole wait, however often the file is replaced (review 12).
 func lockCurrentFile(g *globals, o *lockOptions, id uint32, sigs <-chan os.Signal) (int, error) {
-	for range 10 {
+	start := time.Now()
+	timeout := o.timeout()
+	for {
 		fd, name, err := openLockFD(g, id, sigs)
 		if err != nil {
 			return -1, err
 		}
-		waited, err := takeLock(g, o, id, fd, sigs)
+		left := timeout
+		if timeout > 0 {
+			left = max(timeout-time.Since(start), time.Nanosecond)
+		}
+		waited, err := takeLock(g, o, id, fd, left, sigs)
 		if err != nil {
 			return -1, err
 		}
 		if !waited || !fileReplaced(fd, name) {
+			if o.verbose {
+				fmt.Fprintf(stderr, "lockdir: getting lock %d took %.6f seconds\n", id, time.Since(start).Seconds())
+			}
 			return fd, nil
+		}
+		if o.verbose {
+			fmt.Fprintf(stderr, "lockdir: lock %d's file was deleted or replaced while lockdir waited for it; waiting for the file that has its name now\n", id)
 		}
 		unix.Flock(fd, unix.LOCK_UN)
 		unix.Close(fd)
 	}
-	return -1, fmt.Errorf("lock: lock %d's file was deleted or replaced while lockdir waited for it, 10 times: is a cleaner at work in the lock directory?", id)
 }
 
 // fileReplaced reports whether fd is no longer the file that name leads
@@ -133,26 +145,25 @@ func fileReplaced(fd int, name string) bool {
 	return held.Dev != cur.Dev || held.Ino != cur.Ino
 }
 
-// takeLock waits for lock id on fd, shared or not and for as long as o
-// says, and reports whether it had to wait. When the lock stays busy, or a
-// signal ends the wait, it returns the status to exit with, saying why
-// with --verbose.
-func takeLock(g *globals, o *lockOptions, id uint32, fd int, sigs <-chan os.Signal) (waited bool, err error) {
+// takeLock waits for lock id on fd, shared or not as o says, for timeout
+// (see lockOptions.timeout), and reports whether it had to wait. When the
+// lock stays busy, or a signal ends the wait, it returns the status to
+// exit with, saying why with --verbose.
+func takeLock(g *globals, o *lockOptions, id uint32, fd int, timeout time.Duration, sigs <-chan os.Signal) (waited bool, err error) {
 	how := unix.LOCK_EX
 	if o.shared {
 		how = unix.LOCK_SH
 	}
-	start := time.Now()
-	waited, err = waitLock(fd, how, o.timeout(), sigs)
+	waited, err = waitLock(fd, how, timeout, sigs)
 	var busy busyError
 	var se signalError
 	switch {
 	case err == nil:
-		if o.verbose {
-			fmt.Fprintf(stderr, "lockdir: getting lock %d took %.6f seconds\n", id, time.Since(start).Seconds())
-		}
 		return waited, nil
 	case errors.As(err, &busy):
+		if busy.timeout > 0 {
+			busy.timeout = o.timeout() // the whole -w, not what was left of it
+		}
 		if o.verbose {
 			var msg string // set by op; read only once untilSignal saw it return
 			if err := untilSignal(sigs, func() error { msg = busy.describe(g, id); return nil }); err != nil {
