@@ -12,6 +12,7 @@ import (
 //	P/free/<end>             a free range [start, end) of IDs; value: start
 //	P/alloc/<id>             an allocated ID; value: empty
 //	P/lock/<id>/<lease>      a holder or waiter of lock id; value: host pid
+//	P/void/<lease>/<n>       attempt n of lease's session gave up on its put
 //
 // Numbers are 10-digit zero-padded decimals, so that key order is numeric
 // order. Free ranges are keyed by their end: the first free key is the
@@ -23,6 +24,7 @@ const (
 	freeDir     = "free/"
 	allocDir    = "alloc/"
 	lockDir     = "lock/"
+	voidDir     = "void/"
 	formatName  = "lockdir-etcd"
 	formatMajor = 1
 	idDigits    = 10
@@ -40,6 +42,12 @@ func (k keys) lock(id uint32) string  { return k.p + lockDir + num(uint64(id)) +
 func (k keys) lockDir() string        { return k.p + lockDir }
 func (k keys) holder(id uint32, lease int64) string {
 	return k.lock(id) + strconv.FormatInt(lease, 16)
+}
+
+// void is the key that says that attempt n of the session with this
+// lease gave up on its holder key's put (mutex.go, withdrawUnknown).
+func (k keys) void(lease int64, n uint64) string {
+	return k.p + voidDir + strconv.FormatInt(lease, 16) + "/" + strconv.FormatUint(n, 10)
 }
 
 func num(n uint64) string { return fmt.Sprintf("%0*d", idDigits, n) }
@@ -83,16 +91,21 @@ func prefixEnd(p string) string {
 // gaps returns the key ranges [from, to) under the prefix that none of the
 // lock space's keys fall in. A key there is not lockdir's.
 func (k keys) gaps() [][2]string {
-	dirs := []string{allocDir, freeDir, lockDir}
+	// The lock space's ranges, in key order.
+	own := [][2]string{
+		{k.p + allocDir, prefixEnd(k.p + allocDir)},
+		{k.p + freeDir, prefixEnd(k.p + freeDir)},
+		{k.p + lockDir, prefixEnd(k.p + lockDir)},
+		{k.meta(), k.meta() + "\x00"},
+		{k.p + voidDir, prefixEnd(k.p + voidDir)},
+	}
 	var g [][2]string
 	from := k.p
-	for _, d := range dirs {
-		g = append(g, [2]string{from, k.p + d})
-		from = prefixEnd(k.p + d)
+	for _, r := range own {
+		g = append(g, [2]string{from, r[0]})
+		from = r[1]
 	}
-	g = append(g, [2]string{from, k.meta()})
-	g = append(g, [2]string{k.meta() + "\x00", prefixEnd(k.p)})
-	return g
+	return append(g, [2]string{from, prefixEnd(k.p)})
 }
 
 // ancestors returns the prefixes of lock spaces that would contain this one:

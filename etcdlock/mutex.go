@@ -61,20 +61,23 @@ func (m *Manager) acquire(ctx context.Context, id uint32, wait bool) (*hold, err
 func (m *Manager) acquireIn(ctx context.Context, s *session, id uint32, wait bool) (*hold, error) {
 	key := m.k.holder(id, s.lease())
 	dir := m.k.lock(id)
+	// This attempt's void key, which withdrawUnknown makes if it gives up
+	// on the put: the put is applied only while it is absent.
+	void := m.k.void(s.lease(), m.attempts.Add(1))
 	rctx, cancel := context.WithTimeout(ctx, m.opts.timeout)
 	// One round trip: make the key unless a retry already made it, and
 	// read the oldest key, the holder's.
 	getOwner := clientv3.OpGet(dir, clientv3.WithFirstCreate()...)
 	resp, err := m.cli.Txn(rctx).
-		If(clientv3.Compare(clientv3.CreateRevision(key), "=", 0)).
+		If(clientv3.Compare(clientv3.CreateRevision(key), "=", 0), clientv3.Compare(clientv3.CreateRevision(void), "=", 0)).
 		Then(clientv3.OpPut(key, holderValue, clientv3.WithLease(clientv3.LeaseID(s.lease()))), getOwner).
 		Else(clientv3.OpGet(key), getOwner).
 		Commit()
 	cancel()
 	if err != nil {
-		// The put may have been applied: delete the key, or it would
-		// hold the lock once it is the oldest. Its revision is unknown.
-		m.withdraw(s, key, 0)
+		// The put may have been applied, or may be later: a request
+		// whose client gave up is not withdrawn from etcd.
+		m.withdrawUnknown(s, key, void)
 		return nil, m.etcdErr("lock", key, err)
 	}
 	rev := resp.Header.Revision
@@ -213,6 +216,26 @@ func (m *Manager) nextWatch(ctx context.Context, s *session, wch clientv3.WatchC
 		return clientv3.WatchResponse{}, errSessionLost
 	case <-ctx.Done():
 		return clientv3.WatchResponse{}, ctx.Err()
+	}
+}
+
+// withdrawUnknown withdraws key, a holder key of s whose put's fate is
+// unknown: it deletes the key, if the put was applied, and makes void, so
+// that a put still on its way fails its compare instead of making the key
+// again (review 10c, 11b: a put applied after the delete left a holder
+// key that nobody in the process knew of, bound to a live lease, which
+// held the lock for the Manager's life). void goes with the lease. If
+// etcd cannot be reached, it abandons s, as withdraw does: a late put on a
+// revoked lease fails.
+func (m *Manager) withdrawUnknown(s *session, key, void string) {
+	ctx, cancel := m.reqCtx()
+	defer cancel()
+	_, err := m.cli.Txn(ctx).Then(
+		clientv3.OpDelete(key),
+		clientv3.OpPut(void, "", clientv3.WithLease(clientv3.LeaseID(s.lease()))),
+	).Commit()
+	if err != nil {
+		m.abandon(s)
 	}
 }
 

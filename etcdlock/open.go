@@ -45,6 +45,8 @@ type Manager struct {
 	sessMu sync.Mutex
 	sess   *session // current session, or nil
 
+	attempts atomic.Uint64 // numbers the holder keys' puts (withdrawUnknown)
+
 	statesMu sync.Mutex
 	states   map[uint32]weak.Pointer[lockState]
 	pinned   map[uint32]*lockState // states whose lock is held (pin)
