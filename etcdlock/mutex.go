@@ -75,9 +75,15 @@ func (m *Manager) acquireIn(ctx context.Context, s *session, id uint32, wait boo
 		Commit()
 	cancel()
 	if err != nil {
-		// The put may have been applied, or may be later: a request
-		// whose client gave up is not withdrawn from etcd.
-		m.withdrawUnknown(s, key, void)
+		// Unless etcd refused it, the put may have been applied, or may
+		// be later: a request whose client gave up is not withdrawn
+		// from etcd. A refusal is final, and withdrawUnknown's own put
+		// would be refused too: under the NOSPACE alarm, which refuses
+		// puts but not deletes or keepalives, that would abandon the
+		// session and lose the Manager's other locks (review 13).
+		if !putRefused(err) {
+			m.withdrawUnknown(s, key, void)
+		}
 		return nil, m.etcdErr("lock", key, err)
 	}
 	rev := resp.Header.Revision
@@ -217,6 +223,13 @@ func (m *Manager) nextWatch(ctx context.Context, s *session, wch clientv3.WatchC
 	case <-ctx.Done():
 		return clientv3.WatchResponse{}, ctx.Err()
 	}
+}
+
+// putRefused reports whether err is etcd's final refusal of a
+// transaction with a put, which it did not and will not apply: no space
+// (the NOSPACE alarm), no such lease, or what refused names.
+func putRefused(err error) bool {
+	return errors.Is(err, rpctypes.ErrNoSpace) || errors.Is(err, rpctypes.ErrLeaseNotFound) || refused(err)
 }
 
 // withdrawUnknown withdraws key, a holder key of s whose put's fate is
