@@ -84,15 +84,7 @@ func TestLateDeleteAfterRelock(t *testing.T) {
 	if err := <-d.applied; err != nil {
 		t.Fatalf("the late delete: %v", err)
 	}
-	other, err := openOwned(addr(m))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer other.Close()
-	l2 := locker(t, other.Manager, 1)
-	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
-	defer cancel()
-	if err := l2.LockContext(ctx); err == nil {
+	if l2, err := lockFromOther(t, m, 1, time.Second); err == nil {
 		lost := "open"
 		select {
 		case <-l.Lost():

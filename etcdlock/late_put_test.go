@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/lockdir/lockdir/etcdlock"
 	pb "go.etcd.io/etcd/api/v3/etcdserverpb"
 	"google.golang.org/grpc"
 )
@@ -89,21 +90,30 @@ func TestLatePutAfterWithdraw(t *testing.T) {
 	if tok := l.Token(); tok != 0 {
 		t.Fatalf("Token = %d after a failed LockContext, want 0", tok)
 	}
-	other, err := openOwned(addr(m))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer other.Close()
-	l2 := locker(t, other.Manager, 1)
 	// Three TTLs: a key left to expire with a lease would be gone by then.
 	wait := 3 * testTTL
-	ctx, cancel = context.WithTimeout(context.Background(), wait)
-	defer cancel()
-	if err := l2.LockContext(ctx); err != nil {
+	l2, err := lockFromOther(t, m, 1, wait)
+	if err != nil {
 		t.Errorf("another process could not take lock 1 within %v (3 TTLs) although nobody locked it: a key of this process's session, put after its withdraw, holds it: %v", wait, err)
 		return
 	}
 	l2.Unlock()
+}
+
+// lockFromOther takes lock id through a Manager of its own on m's etcd, as
+// another process would, within wait. The Manager is closed at the end of
+// the test.
+func lockFromOther(t *testing.T, m *etcdlock.Manager, id uint32, wait time.Duration) (*etcdlock.Locker, error) {
+	t.Helper()
+	other, err := openOwned(addr(m))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { other.Close() })
+	l := locker(t, other.Manager, id)
+	ctx, cancel := context.WithTimeout(context.Background(), wait)
+	defer cancel()
+	return l, l.LockContext(ctx)
 }
 
 // TestLatePutAfterLockUnlock (review 11b): the same with Lock, which
@@ -123,16 +133,9 @@ func TestLatePutAfterLockUnlock(t *testing.T) {
 	if err := <-d.applied; err != nil {
 		t.Fatalf("the late put: %v", err)
 	}
-	other, err := openOwned(addr(m))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer other.Close()
-	l2 := locker(t, other.Manager, 1)
 	wait := 3 * testTTL
-	ctx, cancel := context.WithTimeout(context.Background(), wait)
-	defer cancel()
-	if err := l2.LockContext(ctx); err != nil {
+	l2, err := lockFromOther(t, m, 1, wait)
+	if err != nil {
 		t.Errorf("another process could not take lock 1 within %v (3 TTLs) after this one's Lock and Unlock: the late put of Lock's first attempt holds it: %v", wait, err)
 		return
 	}
