@@ -112,7 +112,7 @@ func (l *Locker) try(write bool) bool {
 		return true
 	}
 	l.giveUp()
-	if isWouldBlock(err) || isTooManyFilesErr(err) {
+	if isWouldBlock(err) || ranOutOfFiles(err) {
 		return false
 	}
 	panic(err)
@@ -304,13 +304,6 @@ var (
 	waitForever = func() bool { return true }
 	dontWait    = func() bool { return false }
 )
-
-func isTooManyFilesErr(err error) bool {
-	if pe, ok := err.(*fs.PathError); ok {
-		return isTooManyFiles(pe.Err)
-	}
-	return false
-}
 
 // ranOutOfFiles reports whether err, however deeply wrapped, is EMFILE or
 // ENFILE.

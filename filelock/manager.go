@@ -22,9 +22,9 @@ type Manager struct {
 	opts     options
 	dirFD    int // the lock directory
 	masterFD int // registry.lock, flocked around registry access
-	// masterDev and masterIno name masterFD's file, to notice it deleted
-	// or replaced (recheck.go).
-	masterDev, masterIno uint64
+	// master is masterFD's fstat, to notice its file deleted or replaced
+	// (recheck.go).
+	master fileInfo
 
 	// regMu serializes registry access within the process: a flock held
 	// through masterFD does not exclude other goroutines using the same
@@ -339,7 +339,7 @@ func (m *Manager) openLockFileFD(id uint32) (int, error) {
 		return -1, fmt.Errorf("lock %d in %s: %w", id, m.dir, lock.ErrClosed)
 	}
 	fd, err := m.openLockFileAt(c.locksFD, id)
-	if isTooManyFilesErr(err) {
+	if ranOutOfFiles(err) {
 		c.mu.Unlock()
 		freed := m.freeDescriptors()
 		c.mu.Lock()

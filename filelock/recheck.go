@@ -51,17 +51,32 @@ func (c *fdCache) recheckDue(st *lockState) bool {
 // locks/ leads to, and returns errStale if it is not. st's turn must be
 // the caller's.
 func (c *fdCache) recheck(st *lockState) error {
-	fi, err := fstat(st.fd)
-	if err != nil {
-		return err
-	}
 	c.mu.Lock()
 	if c.locksFD < 0 {
 		c.mu.Unlock()
 		return errClosedManager
 	}
-	cur, err := lstatAt(c.locksFD, lockName(st.id))
+	err := stillNamed(st.fd, c.locksFD, lockName(st.id))
 	c.mu.Unlock()
+	if err == nil {
+		st.checked = c.now()
+	}
+	return err
+}
+
+// stillNamed checks that fd is the file that name in dirfd leads to, and
+// returns errStale if the name is gone or leads to another file.
+func stillNamed(fd, dirfd int, name string) error {
+	fi, err := fstat(fd)
+	if err != nil {
+		return err
+	}
+	return sameFile(fi, dirfd, name)
+}
+
+// sameFile checks that name in dirfd is fi's file, as stillNamed does.
+func sameFile(fi fileInfo, dirfd int, name string) error {
+	cur, err := lstatAt(dirfd, name)
 	switch {
 	case errors.Is(err, fs.ErrNotExist):
 		return errStale
@@ -70,7 +85,6 @@ func (c *fdCache) recheck(st *lockState) error {
 	case cur.dev != fi.dev || cur.ino != fi.ino:
 		return errStale
 	}
-	st.checked = c.now()
 	return nil
 }
 
@@ -86,13 +100,7 @@ func (c *fdCache) drop(st *lockState) {
 // cache's descriptor is open on: a cleaner removed it (once it had emptied
 // it), and perhaps a later Open made a new one. c.mu must be held.
 func (m *Manager) locksDirGone() bool {
-	c := &m.cache
-	fi, err := fstat(c.locksFD)
-	if err != nil {
-		return false
-	}
-	cur, err := lstatAt(m.dirFD, locksName)
-	return errors.Is(err, fs.ErrNotExist) || (err == nil && (cur.dev != fi.dev || cur.ino != fi.ino))
+	return stillNamed(m.cache.locksFD, m.dirFD, locksName) == errStale
 }
 
 // reopenLocksDir opens locks/ afresh, creating it if need be, as Open
@@ -118,17 +126,17 @@ func (m *Manager) openMaster() error {
 		return &fs.PathError{Op: "open", Path: path, Err: explainOpenFile(err)}
 	}
 	m.masterFD = fd
-	if err := m.checkLockFile(fd); err != nil {
+	fi, err := fstat(fd)
+	if err == nil {
+		err = checkLockFileInfo(fi)
+	}
+	if err != nil {
 		return &fs.PathError{Op: "open", Path: path, Err: err}
 	}
 	if err := m.checkOwnedSettling(fd, false); err != nil {
 		return &fs.PathError{Op: "open", Path: path, Err: err}
 	}
-	fi, err := fstat(fd)
-	if err != nil {
-		return &fs.PathError{Op: "fstat", Path: path, Err: err}
-	}
-	m.masterDev, m.masterIno = fi.dev, fi.ino
+	m.master = fi
 	return nil
 }
 
@@ -148,12 +156,12 @@ func (m *Manager) lockCurrentMaster(how int) error {
 		if err := m.lockMaster(how); err != nil {
 			return err
 		}
-		cur, err := lstatAt(m.dirFD, masterName)
-		if err == nil && cur.dev == m.masterDev && cur.ino == m.masterIno {
+		err := sameFile(m.master, m.dirFD, masterName)
+		if err == nil {
 			return nil
 		}
 		m.unlockMaster()
-		if err != nil && !errors.Is(err, fs.ErrNotExist) {
+		if err != errStale {
 			return &fs.PathError{Op: "stat", Path: path, Err: err}
 		}
 		m.closeMaster()
