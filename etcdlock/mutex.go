@@ -252,8 +252,8 @@ func (m *Manager) withdrawUnknown(s *session, key, void string) {
 	}
 }
 
-// withdraw deletes key, a holder key of s created at revision rev (0 if
-// unknown) that must not hold the lock. If etcd cannot be reached, it
+// withdraw deletes key, a holder key of s created at revision rev that
+// must not hold the lock. If etcd cannot be reached, it
 // abandons s so that the key expires with the lease within the TTL, and
 // returns the error.
 func (m *Manager) withdraw(s *session, key string, rev int64) error {
@@ -308,18 +308,14 @@ func (m *Manager) release(h *hold, done func()) {
 }
 
 // deleteKey deletes key, bounded by the timeout, if it is still the key
-// created at revision rev (any key of that name if rev is 0). A holder
-// key is named after its session's lease, so the next hold of the same ID
-// through the same session has the same name: a delete that etcd applies
-// late, after the client gave up on it and a retry succeeded, must not
-// delete that hold's key (review 10c: two holders, and Lost stayed open).
+// created at revision rev. A holder key is named after its session's
+// lease, so the next hold of the same ID through the same session has the
+// same name: a delete that etcd applies late, after the client gave up on
+// it and a retry succeeded, must not delete that hold's key (review 10c:
+// two holders, and Lost stayed open).
 func (m *Manager) deleteKey(key string, rev int64) error {
 	ctx, cancel := m.reqCtx()
 	defer cancel()
-	if rev == 0 {
-		_, err := m.cli.Delete(ctx, key)
-		return err
-	}
 	_, err := m.cli.Txn(ctx).
 		If(clientv3.Compare(clientv3.CreateRevision(key), "=", rev)).
 		Then(clientv3.OpDelete(key)).
