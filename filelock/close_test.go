@@ -60,6 +60,7 @@ func TestClose(t *testing.T) {
 	_, errs["AvailableLocks"] = m.AvailableLocks()
 	_, errs["LocksHeld"] = m.LocksHeld()
 	_, errs["Holders"] = m.Holders()
+	_, _, errs["LockUsers"] = m.LockUsers()
 	_, errs["Capacity"] = m.Capacity()
 	_, errs["Allocated"] = m.Allocated()
 	errs["Resize"] = m.Resize(20)

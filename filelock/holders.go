@@ -25,7 +25,8 @@ type Holder struct {
 // page at a time, and one that changes between two pages can skip or
 // repeat an entry, so Holders reads it until two reads agree (at most four
 // times, then their union): a lock taken or released while it reads may
-// still be missing or shown.
+// still be missing or shown. LockUsers lists the IDs beyond the capacity
+// too.
 func (m *Manager) Holders() ([]Holder, error) {
 	var (
 		alloc []uint32
@@ -76,6 +77,37 @@ func (m *Manager) Waiters() ([]Holder, error) {
 		_, ws[i].Allocated = slices.BinarySearch(alloc, ws[i].ID)
 	}
 	return sortHolders(ws), nil
+}
+
+// LockUsers returns the processes holding and the processes waiting for a
+// lock of this directory, as Holders and Waiters do, except that it also
+// lists IDs at or beyond the capacity, with Allocated false, and reads the
+// kernel's table once for both. After a shrink a process can still hold
+// such a lock: Resize refuses to drop allocated IDs only, and flock(2) on a
+// lock file needs no allocation (flock(1) on a path from LockFile, or a
+// Locker retrieved before the shrink). Holders leaves them out, so that
+// RetrieveLock accepts every ID it returns; lockdir status shows them, as
+// locks in use. Compare an ID with Capacity to tell them apart.
+func (m *Manager) LockUsers() (holders, waiters []Holder, err error) {
+	var alloc []uint32
+	err = m.withRegistry(false, func(v *view) error {
+		var err error
+		if alloc, err = v.allocatedIDs(); err != nil {
+			return wrapPath(err, m.reg.path)
+		}
+		// No lock file of this directory has a name of MaxLocks or more.
+		holders, waiters, err = m.lockTable(MaxLocks)
+		return err
+	})
+	if err != nil {
+		return nil, nil, err
+	}
+	for _, hs := range [][]Holder{holders, waiters} {
+		for i := range hs {
+			_, hs[i].Allocated = slices.BinarySearch(alloc, hs[i].ID)
+		}
+	}
+	return sortHolders(holders), sortHolders(waiters), nil
 }
 
 // LocksHeld returns the IDs of the allocated locks that some process holds

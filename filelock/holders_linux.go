@@ -96,8 +96,9 @@ func readProcLocksOnce(dev uint64) ([]procLock, error) {
 
 // lockTable matches the FLOCK entries of /proc/locks against the inodes of
 // the lock files, which it reads from the locks directory without stat'ing
-// each file. It returns the holders and the waiters of IDs below capacity.
-func (m *Manager) lockTable(capacity uint32) (holders, waiters []Holder, err error) {
+// each file. It returns the holders and the waiters of IDs below limit:
+// the capacity for Holders and Waiters, MaxLocks for LockUsers.
+func (m *Manager) lockTable(limit uint32) (holders, waiters []Holder, err error) {
 	locksDir := filepath.Join(m.dir, locksName)
 	dirInfo, err := lstatAt(m.dirFD, locksName)
 	if err != nil {
@@ -120,7 +121,7 @@ func (m *Manager) lockTable(capacity uint32) (holders, waiters []Holder, err err
 			return
 		}
 		id, err := strconv.ParseUint(string(name), 10, 32)
-		if err != nil || id >= uint64(capacity) || string(name) != lockName(uint32(id)) {
+		if err != nil || id >= uint64(limit) || string(name) != lockName(uint32(id)) {
 			return
 		}
 		for _, e := range es {

@@ -17,3 +17,7 @@ func (m *Manager) heldLocks(capacity uint32) ([]Holder, error) {
 func (m *Manager) waitingLocks(capacity uint32) ([]Holder, error) {
 	return nil, fmt.Errorf("list lock waiters on %s: %w", runtime.GOOS, errors.ErrUnsupported)
 }
+
+func (m *Manager) lockTable(limit uint32) (holders, waiters []Holder, err error) {
+	return nil, nil, fmt.Errorf("list lock holders and waiters on %s: %w", runtime.GOOS, errors.ErrUnsupported)
+}

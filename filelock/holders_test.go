@@ -124,3 +124,52 @@ func TestWaiters(t *testing.T) {
 		t.Errorf("Waiters after the release = %+v, %v", ws, err)
 	}
 }
+
+// TestLockUsers shrinks a directory under a held and an awaited lock:
+// LockUsers must list both beyond the capacity, unallocated, where
+// Holders and Waiters stop at the capacity.
+func TestLockUsers(t *testing.T) {
+	lookFlock(t)
+	m := create(t, 10)
+	if _, err := m.AllocateAndRetrieveLock(3); err != nil {
+		t.Fatal(err)
+	}
+	c := holdInChild(t, m.Dir(), 3, 8)
+	path, err := m.LockFile(8)
+	if err != nil {
+		t.Fatal(err)
+	}
+	w := exec.Command("flock", path, "true")
+	if err := w.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { w.Process.Kill(); w.Wait() })
+	waitFor(t, "flock(1) to wait", func() bool {
+		ws, err := m.Waiters()
+		if err != nil {
+			t.Fatal(err)
+		}
+		return len(ws) > 0
+	})
+	if err := m.Resize(6); err != nil {
+		t.Fatal(err)
+	}
+	wantHolders := []filelock.Holder{
+		{ID: 3, PID: c.Pid(), Exclusive: true, Allocated: true},
+		{ID: 8, PID: c.Pid(), Exclusive: true, Allocated: false},
+	}
+	wantWaiters := []filelock.Holder{{ID: 8, PID: w.Process.Pid, Exclusive: true}}
+	hs, ws, err := m.LockUsers()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Equal(hs, wantHolders) || !slices.Equal(ws, wantWaiters) {
+		t.Errorf("LockUsers = %+v, %+v; want %+v, %+v", hs, ws, wantHolders, wantWaiters)
+	}
+	if hs, err = m.Holders(); err != nil || !slices.Equal(hs, wantHolders[:1]) {
+		t.Errorf("Holders = %+v, %v; want %+v", hs, err, wantHolders[:1])
+	}
+	if ws, err = m.Waiters(); err != nil || len(ws) != 0 {
+		t.Errorf("Waiters = %+v, %v; want none below the capacity", ws, err)
+	}
+}
