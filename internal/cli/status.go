@@ -18,8 +18,9 @@ var statusCmd = &command{
 	args:    "[--json] [ID...]",
 	summary: "show capacity, allocated locks and their holders",
 	help: `Shows the directory's capacity and how many locks are allocated and free,
-then, for every allocated lock and every lock some process holds (or for
-the given IDs), whether it is held, and by which process: its PID and
+then, for every allocated lock and every lock some process holds or
+waits for, even beyond the capacity after a shrink (or for the given
+IDs), whether it is held, and by which process: its PID and
 command name (/proc/PID/comm), and the commands it runs (for lockdir lock,
 the wrapped command); then the processes waiting for it. It warns about a
 lock file or registry.lock deleted while in use. status never takes a
@@ -78,6 +79,12 @@ type lockStatus struct {
 	Held      bool         `json:"held"`
 	Holders   []holderJSON `json:"holders"`
 	Waiters   []holderJSON `json:"waiters"` // blocked in flock(2), in PID order
+	// BeyondCapacity marks a lock whose ID is not below the capacity but
+	// whose file a process holds or waits for: left by a shrink, since
+	// resize refuses only allocated IDs and flock(2) needs no allocation.
+	// It is left out when false, so that every other lock reads as it
+	// did before the field was added, for scripts that match it whole.
+	BeyondCapacity bool `json:"beyond_capacity,omitempty"`
 }
 
 type holderJSON struct {
@@ -96,24 +103,26 @@ type procJSON struct {
 }
 
 // getStatus gathers what status shows of the given IDs, or of every
-// allocated or held lock if none are given.
+// allocated, held or awaited lock if none are given.
 func getStatus(g *globals, ids []uint32) (*statusJSON, error) {
 	m, err := g.openManager(false)
 	if err != nil {
 		return nil, err
 	}
 	defer m.Close()
-	capacity, err := checkIDs(m, ids)
+	t, err := readLockTable(m)
+	if err != nil {
+		return nil, err
+	}
+	// A given ID beyond the capacity is shown, as without IDs, if a
+	// process holds or waits for it; any other is refused, as a typo.
+	capacity, err := checkIDs(m, t.unused(ids))
 	if err != nil {
 		return nil, err
 	}
 	allocated, err := m.Allocated()
 	if err != nil {
 		return nil, dirError(m.Dir(), err)
-	}
-	t, err := readLockTable(m)
-	if err != nil {
-		return nil, err
 	}
 	unlinked, err := unlinkedInUse(m)
 	if err != nil {
@@ -131,12 +140,15 @@ func getStatus(g *globals, ids []uint32) (*statusJSON, error) {
 	}
 	for _, id := range t.toShow(ids, allocated) {
 		_, isAlloc := slices.BinarySearch(allocated, id)
-		st.Locks = append(st.Locks, t.status(id, isAlloc))
+		ls := t.status(id, isAlloc)
+		ls.BeyondCapacity = id >= capacity
+		st.Locks = append(st.Locks, ls)
 	}
 	return st, nil
 }
 
-// lockTable is who holds and who waits for the locks of a directory.
+// lockTable is who holds and who waits for the locks of a directory,
+// whatever their IDs: beyond the capacity too (filelock's LockUsers).
 type lockTable struct {
 	known            bool // false where filelock cannot tell (outside Linux)
 	holders, waiters []filelock.Holder
@@ -145,18 +157,22 @@ type lockTable struct {
 func readLockTable(m *filelock.Manager) (lockTable, error) {
 	var t lockTable
 	var err error
-	t.holders, err = m.Holders()
+	t.holders, t.waiters, err = m.LockUsers()
 	if errors.Is(err, errors.ErrUnsupported) {
 		return t, nil
 	}
 	if err != nil {
-		return t, fmt.Errorf("finding lock holders: %w", err)
+		return t, fmt.Errorf("finding lock holders and waiters: %w", err)
 	}
 	t.known = true
-	if t.waiters, err = m.Waiters(); err != nil {
-		return t, fmt.Errorf("finding lock waiters: %w", err)
-	}
 	return t, nil
+}
+
+// unused returns the IDs among ids that no process holds or waits for.
+func (t lockTable) unused(ids []uint32) []uint32 {
+	return slices.DeleteFunc(slices.Clone(ids), func(id uint32) bool {
+		return slices.ContainsFunc(slices.Concat(t.holders, t.waiters), func(h filelock.Holder) bool { return h.ID == id })
+	})
 }
 
 // toShow returns, in order, the IDs that status shows: ids if any are
@@ -237,6 +253,12 @@ func printStatus(st *statusJSON) {
 		}
 	}
 	tw.Flush()
+	for _, l := range st.Locks {
+		if l.BeyondCapacity {
+			fmt.Fprintln(stdout)
+			fmt.Fprintf(stdout, "note: %s\n", beyondCapacityNote(l.ID, st.Capacity))
+		}
+	}
 	for _, u := range st.Unlinked {
 		fmt.Fprintln(stdout)
 		fmt.Fprintf(stdout, "warning: %s\n", unlinkedWarning(u))
@@ -268,6 +290,13 @@ func describe(h holderJSON) string {
 		kids = append(kids, cmp.Or(c.Command, "?"))
 	}
 	return comm + " → " + strings.Join(kids, ", ")
+}
+
+// beyondCapacityNote explains a lock shown although its ID is not below
+// the capacity.
+func beyondCapacityNote(id, capacity uint32) string {
+	return fmt.Sprintf("lock %d is beyond the capacity (IDs 0 to %d), yet a process holds or waits for its file, likely since before a shrink (resize refuses only allocated IDs): it cannot be allocated unless the directory grows to %d locks or more",
+		id, capacity-1, uint64(id)+1)
 }
 
 // unlinkedWarning explains a deleted lock file still in use.
