@@ -132,7 +132,11 @@ func freeDeadCheck(m *filelock.Manager, name string) error {
 	switch {
 	case err == nil:
 		fmt.Fprintf(stderr, "lockdir: check: freed lock %d, left allocated by a check that was killed\n", id)
-	case !errors.Is(err, lock.ErrNotAllocated): // freed by hand already
+	case errors.Is(err, lock.ErrNotAllocated): // freed by hand already
+	case errors.Is(err, lock.ErrInvalidID):
+		// Freed by hand, then left beyond the capacity by a shrink
+		// (resize refuses allocated IDs): nothing is left to free.
+	default:
 		return fmt.Errorf("check: freeing lock %d of a check that was killed: %w", id, err)
 	}
 	return removeSame(f, name)
