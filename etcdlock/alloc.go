@@ -17,6 +17,8 @@ import (
 // same lock space (the meta key's create revision). A transaction that
 // fails its compares retries from the read. Each read and each transaction
 // touches a bounded number of keys, whatever the number of IDs allocated.
+// The read includes the meta key (space.go), so that a deleted space is
+// not mistaken for a full one.
 
 // freeRange is a free range read from etcd.
 type freeRange struct {
@@ -36,12 +38,6 @@ func (m *Manager) parseRange(kv *mvccpb.KeyValue) (freeRange, error) {
 	return freeRange{start: start, end: end, key: key, modRev: kv.ModRevision}, nil
 }
 
-// sameSpace is the compare that every change makes: the lock space is the
-// one New opened, not one deleted and made again since.
-func (m *Manager) sameSpace() clientv3.Cmp {
-	return clientv3.Compare(clientv3.CreateRevision(m.k.meta()), "=", m.metaRev)
-}
-
 // commit runs one change transaction. It returns false if the compares
 // failed because of a concurrent change, and an error if the lock space is
 // gone or the request failed.
@@ -49,17 +45,14 @@ func (m *Manager) commit(op, path string, cmps []clientv3.Cmp, ops []clientv3.Op
 	ctx, cancel := m.reqCtx()
 	defer cancel()
 	cmps = append(cmps, m.sameSpace())
-	resp, err := m.cli.Txn(ctx).If(cmps...).Then(ops...).Else(clientv3.OpGet(m.k.meta(), clientv3.WithKeysOnly())).Commit()
+	resp, err := m.cli.Txn(ctx).If(cmps...).Then(ops...).Else(m.getMeta()).Commit()
 	if err != nil {
 		return false, m.etcdErr(op, path, err)
 	}
 	if resp.Succeeded {
 		return true, nil
 	}
-	if kvs := resp.Responses[0].GetResponseRange().Kvs; len(kvs) == 0 || kvs[0].CreateRevision != m.metaRev {
-		return false, &fs.PathError{Op: op, Path: m.k.meta(), Err: fmt.Errorf("lock space was deleted or made again since it was opened: %w", lock.ErrCorrupt)}
-	}
-	return false, nil
+	return false, m.checkSpace(op, resp.Responses[0].GetResponseRange().Kvs)
 }
 
 func (m *Manager) errID(id uint32) error {
@@ -84,7 +77,9 @@ func asLocker(l *Locker, err error) (lock.Locker, error) {
 }
 
 // Allocate allocates the lowest free ID and returns its lock. When every
-// lock is allocated it fails with an error matching lock.ErrNoFreeLocks.
+// lock is allocated it fails with an error matching lock.ErrNoFreeLocks,
+// and when the lock space was deleted or made again since New, with
+// lock.ErrCorrupt (as every change does).
 // It costs two round trips to etcd, plus two for each time a concurrent
 // change makes it retry.
 func (m *Manager) Allocate() (*Locker, error) {
@@ -93,16 +88,26 @@ func (m *Manager) Allocate() (*Locker, error) {
 	}
 	k := m.k
 	for {
+		// The meta key is read too, and checked first: in a deleted
+		// space there is no free range either, and "no free locks"
+		// would be the wrong answer.
 		ctx, cancel := m.reqCtx()
-		resp, err := m.cli.Get(ctx, k.freeDir(), clientv3.WithPrefix(), clientv3.WithLimit(1))
+		resp, err := m.cli.Txn(ctx).Then(
+			m.getMeta(),
+			clientv3.OpGet(k.freeDir(), clientv3.WithPrefix(), clientv3.WithLimit(1)),
+		).Commit()
 		cancel()
 		if err != nil {
 			return nil, m.etcdErr("allocate", k.p, err)
 		}
-		if len(resp.Kvs) == 0 {
+		if err := m.checkSpace("allocate", resp.Responses[0].GetResponseRange().Kvs); err != nil {
+			return nil, err
+		}
+		kvs := resp.Responses[1].GetResponseRange().Kvs
+		if len(kvs) == 0 {
 			return nil, fmt.Errorf("allocate in %s: capacity is %d: %w", k.p, m.capacity, lock.ErrNoFreeLocks)
 		}
-		r, err := m.parseRange(resp.Kvs[0])
+		r, err := m.parseRange(kvs[0])
 		if err != nil {
 			return nil, err
 		}
@@ -142,20 +147,30 @@ func (m *Manager) AllocateAndRetrieve(id uint32) (*Locker, error) {
 	}
 	k := m.k
 	for {
-		// The range holding id, if any, is the first whose end is above it.
+		// The range holding id, if any, is the first whose end is above
+		// it. The meta key is checked first, as in Allocate: in a
+		// deleted space no range holds id, and "allocated" would be
+		// the wrong answer.
 		ctx, cancel := m.reqCtx()
-		resp, err := m.cli.Get(ctx, k.free(uint64(id)+1), clientv3.WithRange(prefixEnd(k.freeDir())), clientv3.WithLimit(1))
+		resp, err := m.cli.Txn(ctx).Then(
+			m.getMeta(),
+			clientv3.OpGet(k.free(uint64(id)+1), clientv3.WithRange(prefixEnd(k.freeDir())), clientv3.WithLimit(1)),
+		).Commit()
 		cancel()
 		if err != nil {
 			return nil, m.etcdErr("allocate", k.alloc(id), err)
 		}
+		if err := m.checkSpace("allocate", resp.Responses[0].GetResponseRange().Kvs); err != nil {
+			return nil, err
+		}
+		kvs := resp.Responses[1].GetResponseRange().Kvs
 		var r freeRange
-		if len(resp.Kvs) > 0 {
-			if r, err = m.parseRange(resp.Kvs[0]); err != nil {
+		if len(kvs) > 0 {
+			if r, err = m.parseRange(kvs[0]); err != nil {
 				return nil, err
 			}
 		}
-		if len(resp.Kvs) == 0 || r.start > uint64(id) {
+		if len(kvs) == 0 || r.start > uint64(id) {
 			return nil, fmt.Errorf("lock %d in %s: %w", id, k.p, lock.ErrAllocated)
 		}
 		cmps := []clientv3.Cmp{
@@ -193,6 +208,7 @@ func (m *Manager) free(id uint32) error {
 	for {
 		ctx, cancel := m.reqCtx()
 		resp, err := m.cli.Txn(ctx).Then(
+			m.getMeta(), // checked first, as in Allocate
 			clientv3.OpGet(k.alloc(id), clientv3.WithKeysOnly()),
 			clientv3.OpGet(left),
 			// The range starting at id+1, if free, is the first whose
@@ -203,7 +219,10 @@ func (m *Manager) free(id uint32) error {
 		if err != nil {
 			return m.etcdErr("free", k.alloc(id), err)
 		}
-		rs := resp.Responses
+		if err := m.checkSpace("free", resp.Responses[0].GetResponseRange().Kvs); err != nil {
+			return err
+		}
+		rs := resp.Responses[1:]
 		a := rs[0].GetResponseRange().Kvs
 		if len(a) == 0 {
 			return fmt.Errorf("free lock %d in %s: %w", id, k.p, lock.ErrNotAllocated)

@@ -22,7 +22,8 @@
 // overlapping prefixes; options.go holds the Options; keys.go is the key
 // layout, the only code that knows it; alloc.go allocates and frees IDs
 // through the free ranges, in one transaction each; manager.go is the rest
-// of the Manager API and the per-ID state between goroutines; locker.go is
+// of the Manager API and the per-ID state between goroutines; space.go
+// tells that the lock space is still the one New opened; locker.go is
 // the Locker; mutex.go the etcd side of one lock (concurrency.Mutex's
 // algorithm, with a watch on the key just ahead); session.go the session
 // lease that every held lock is bound to, and its loss; holders.go lists

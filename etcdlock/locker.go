@@ -42,8 +42,10 @@ func (l *Locker) Lock() {
 
 // LockContext blocks until it holds the lock or ctx is done. When ctx is
 // done first it returns an error matching ctx.Err(), holding nothing. Unlike
-// Lock, it returns errors (such as lock.ErrClosed) instead of panicking.
-// While etcd cannot be reached it keeps trying until ctx is done.
+// Lock, it returns errors (such as lock.ErrClosed, or lock.ErrCorrupt if
+// the lock space was deleted or made again since New) instead of
+// panicking. While etcd cannot be reached it keeps trying until ctx is
+// done.
 func (l *Locker) LockContext(ctx context.Context) error {
 	if err := ctx.Err(); err != nil {
 		return err
@@ -53,8 +55,8 @@ func (l *Locker) LockContext(ctx context.Context) error {
 
 // TryLock takes the lock if it is free and reports whether it did. It
 // waits for etcd (two round trips when the lock is held), but never for
-// the lock. It panics if the Manager is closed or etcd does not answer
-// within the timeout (WithTimeout).
+// the lock. It panics if the Manager is closed, the lock space is gone, or
+// etcd does not answer within the timeout (WithTimeout).
 func (l *Locker) TryLock() bool {
 	st := l.st
 	select {
@@ -242,6 +244,7 @@ var closedChan = func() chan struct{} {
 
 // Free marks the lock unallocated, so that AllocateLock may return its ID
 // again. It fails with an error matching lock.ErrNotAllocated if the lock is
-// not allocated. The Locker stays usable: Lock and Unlock work on a freed
+// not allocated, and lock.ErrCorrupt if the lock space was deleted or made
+// again since New. The Locker stays usable: Lock and Unlock work on a freed
 // lock without allocating it again.
 func (l *Locker) Free() error { return l.m.free(l.st.id) }

@@ -66,12 +66,15 @@ func (m *Manager) acquireIn(ctx context.Context, s *session, id uint32, wait boo
 	void := m.k.void(s.lease(), m.attempts.Add(1))
 	rctx, cancel := context.WithTimeout(ctx, m.opts.timeout)
 	// One round trip: make the key unless a retry already made it, and
-	// read the oldest key, the holder's.
+	// read the oldest key, the holder's. The put is also conditional on
+	// the lock space being the one New opened (space.go), and the else
+	// branch reads the meta key to tell which compare failed: a lock in
+	// a deleted space would exclude nobody who opens the space again.
 	getOwner := clientv3.OpGet(dir, clientv3.WithFirstCreate()...)
 	resp, err := m.cli.Txn(rctx).
-		If(clientv3.Compare(clientv3.CreateRevision(key), "=", 0), clientv3.Compare(clientv3.CreateRevision(void), "=", 0)).
+		If(clientv3.Compare(clientv3.CreateRevision(key), "=", 0), clientv3.Compare(clientv3.CreateRevision(void), "=", 0), m.sameSpace()).
 		Then(clientv3.OpPut(key, holderValue, clientv3.WithLease(clientv3.LeaseID(s.lease()))), getOwner).
-		Else(clientv3.OpGet(key), getOwner).
+		Else(clientv3.OpGet(key), getOwner, m.getMeta()).
 		Commit()
 	cancel()
 	if err != nil {
@@ -88,6 +91,10 @@ func (m *Manager) acquireIn(ctx context.Context, s *session, id uint32, wait boo
 	}
 	rev := resp.Header.Revision
 	if !resp.Succeeded {
+		// Nothing was put: the error is final, as lock sees it.
+		if err := m.checkSpace("lock", resp.Responses[2].GetResponseRange().Kvs); err != nil {
+			return nil, err
+		}
 		rev = resp.Responses[0].GetResponseRange().Kvs[0].CreateRevision
 	}
 	h := &hold{key: key, rev: rev, sess: s}
