@@ -247,13 +247,18 @@ func putRefused(err error) bool {
 // held the lock for the Manager's life). void goes with the lease. If
 // etcd cannot be reached, it abandons s, as withdraw does: a late put on a
 // revoked lease fails.
+//
+// void is made only in the lock space New opened. Once that is gone, the
+// put compares a meta key revision that can never come back, so it needs
+// no void key, and one would be a key in the deleted space that lives as
+// long as the session, making New refuse the prefix until then.
 func (m *Manager) withdrawUnknown(s *session, key, void string) {
 	ctx, cancel := m.reqCtx()
 	defer cancel()
-	_, err := m.cli.Txn(ctx).Then(
+	_, err := m.cli.Txn(ctx).If(m.sameSpace()).Then(
 		clientv3.OpDelete(key),
 		clientv3.OpPut(void, "", clientv3.WithLease(clientv3.LeaseID(s.lease()))),
-	).Commit()
+	).Else(clientv3.OpDelete(key)).Commit()
 	if err != nil {
 		m.abandon(s)
 	}

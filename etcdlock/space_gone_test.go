@@ -5,10 +5,12 @@ import (
 	"errors"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
 	clientv3 "go.etcd.io/etcd/client/v3"
+	"google.golang.org/grpc"
 
 	"github.com/lockdir/lockdir/etcdlock"
 	"github.com/lockdir/lockdir/lock"
@@ -210,4 +212,57 @@ func waitQueued(t *testing.T, m *etcdlock.Manager, id uint32) {
 		}
 	}
 	t.Fatalf("lock %d has no waiter after 5s", id)
+}
+
+// spaceDeleter is a gRPC interceptor that, at the first holder put,
+// deletes the lock space at prefix and fails the put unsent, as a timeout
+// would: the caller cannot tell that it was not applied.
+type spaceDeleter struct {
+	once   sync.Once
+	cli    *clientv3.Client
+	prefix string
+}
+
+func (d *spaceDeleter) intercept(ctx context.Context, method string, req, reply any, cc *grpc.ClientConn, invoker grpc.UnaryInvoker, opts ...grpc.CallOption) error {
+	fail := false
+	if isHolderPut(req) {
+		d.once.Do(func() { fail = true })
+	}
+	if !fail {
+		return invoker(ctx, method, req, reply, cc, opts...)
+	}
+	if _, err := d.cli.Delete(ctx, d.prefix, clientv3.WithPrefix()); err != nil {
+		return err
+	}
+	return context.DeadlineExceeded
+}
+
+// TestLockSpaceGoneUnderLostPut: the lock space is deleted while a holder
+// put's answer is lost. The attempt withdraws the put, which makes a void
+// key so that a late put fails; it must not make it in the deleted space,
+// where the put can no longer apply anyway: bound to the session, the key
+// would outlive the space, and New would refuse the prefix ("holds keys
+// but no meta key") for as long as the old Manager lives.
+func TestLockSpaceGoneUnderLostPut(t *testing.T) {
+	cli := newClient(t)
+	d := &spaceDeleter{cli: cli}
+	m := interceptedManager(t, d.intercept)
+	d.prefix = m.Prefix()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	l := locker(t, m, 1)
+	if err := l.LockContext(ctx); !errors.Is(err, lock.ErrCorrupt) {
+		if err == nil {
+			l.Unlock()
+		}
+		t.Errorf("LockContext whose put's answer was lost as the lock space was deleted: %v, want lock.ErrCorrupt", err)
+	}
+	if n := keyCount(t, cli, m.Prefix()); n != 0 {
+		t.Errorf("%d keys under the deleted lock space's prefix, want 0", n)
+	}
+	m2, err := etcdlock.New(cli, m.Prefix(), 4)
+	if err != nil {
+		t.Fatalf("New at the deleted lock space's prefix: %v", err)
+	}
+	m2.Close()
 }
