@@ -1,50 +1,33 @@
 package filelock
 
-import (
-	"hash/crc32"
-	"sync"
-	"sync/atomic"
-)
-
 // The registry's checksums are CRC-32C (Castagnoli), see docs/format.md.
 //
-// hash/crc32 computes CRC-32C with the CPU's CRC instruction, about 12
-// times as fast as software here, but its first use builds tables for
-// that path: on amd64 it checksums about 1.5 MB to do so, some 0.25 ms. A
-// short-lived process such as 'lockdir lock' checksums only the registry,
-// about 16 KiB, and that set-up alone was a fifth of its own start-up
-// (issue 12). So checksums start in software (slicing-by-8, about
-// 1.4 GB/s, BenchmarkCRC32C), from tables compiled into the binary
-// (crc_table.go), and only a process that has checksummed softSumLimit
-// bytes, and so is likely to go on (a long-lived Manager allocating, a
-// check of a large registry), switches to hash/crc32 and pays for its
-// set-up once. Both give the same sums, which TestCRC32C checks. Summing
-// everything in software doubled the cost of AllocateLock+Free.
+// On amd64 they are computed with SSE4.2's CRC32 instruction
+// (crc_amd64.s), several times as fast as software, with no set-up but a
+// CPUID at package init. hash/crc32 uses the same instruction, but its
+// package init builds a table that lockdir never uses, and its first
+// CRC-32C on amd64 builds more, by checksumming about 1.5 MB: some
+// 0.25 ms, once a fifth of 'lockdir lock''s own start-up (issue 12).
+// Without hash/crc32 in the binary that start-up is about 0.7% cheaper
+// than with it only linked (docs/performance.md, "Round six"). On an amd64
+// CPU without SSE4.2 the sums are in software: slicing-by-8, about
+// 1.4 GB/s (BenchmarkCRC32C), from tables compiled into the binary
+// (crc_table.go). On other architectures hash/crc32 sums (crc_other.go).
+// TestCRC32C checks each way against hash/crc32.
 
-// softSumLimit is how many bytes a process checksums in software before
-// it switches to hash/crc32: in software they cost about what hash/crc32's
-// set-up does.
-const softSumLimit = 256 << 10
-
-// softSummed counts the bytes checksummed in software, up to softSumLimit.
-// Like hash/crc32's own tables, it is process-wide and changes only speed,
-// never a result.
-var softSummed atomic.Int64
-
-// castagnoliHW is hash/crc32's table, built on first use.
-var castagnoliHW = sync.OnceValue(func() *crc32.Table { return crc32.MakeTable(crc32.Castagnoli) })
+// crcStripe is the length of each of the three stripes that crc32cInstr
+// sums at once. The CRC32 instruction takes three cycles to give its
+// result but can start one each cycle, so three sums of independent data
+// run in the time of one; the stripes' sums are then joined with
+// castagnoliShift. 680 bytes make two stripe triples of a registry page's
+// 4,088 checksummed bytes, with 8 left over.
+const crcStripe = 680
 
 // crc32c returns the CRC-32C of p.
 func crc32c(p []byte) uint32 { return crc32cUpdate(0, p) }
 
 // crc32cUpdate returns the CRC-32C of the data summed into crc followed by p.
-func crc32cUpdate(crc uint32, p []byte) uint32 {
-	if softSummed.Load() >= softSumLimit {
-		return crc32.Update(crc, castagnoliHW(), p)
-	}
-	softSummed.Add(int64(len(p)))
-	return crc32cSoft(crc, p)
-}
+func crc32cUpdate(crc uint32, p []byte) uint32 { return crc32cArch(crc, p) }
 
 // crc32cSoft is crc32cUpdate in software, eight bytes at a time.
 func crc32cSoft(crc uint32, p []byte) uint32 {

@@ -10,53 +10,52 @@ import (
 	"testing"
 )
 
-// TestCRC32C checks the software CRC-32C against hash/crc32's, whole and
-// in pieces, at lengths around the registry's header, journal and pages.
+// TestCRC32C checks the software sums and crc32cUpdate, which picks the
+// architecture's way, against hash/crc32's (crc_amd64_test.go checks the
+// CRC instruction's).
 func TestCRC32C(t *testing.T) {
+	checkCRC32C(t, "crc32cSoft", crc32cSoft)
+	checkCRC32C(t, "crc32cUpdate", crc32cUpdate)
+}
+
+// checkCRC32C checks sum against hash/crc32's CRC-32C, whole and in two
+// pieces, at every length to 80 bytes, at lengths around the registry's
+// header, journal, pages and crc32cInstr's stripes, and at the largest
+// registry's size, each from every alignment of its first byte.
+func checkCRC32C(t *testing.T, name string, sum func(uint32, []byte) uint32) {
+	t.Helper()
 	tab := crc32.MakeTable(crc32.Castagnoli)
 	r := rand.New(rand.NewPCG(1, 2))
-	for _, n := range []int{0, 1, 7, 8, 9, hdrCRC, journalLen, pageSize - pgIndex, pageSize, journalLen + pageSize, 3*pageSize + 5} {
-		p := make([]byte, n)
-		for i := range p {
-			p[i] = byte(r.Uint32())
+	var lengths []int
+	for n := 0; n <= 80; n++ {
+		lengths = append(lengths, n)
+	}
+	for _, n := range []int{hdrCRC, journalLen, pageSize - pgIndex, pageSize, journalLen + pageSize, 3*pageSize + 5, 2039, 2040, 2041, 4080, 4087, 4088, 4089, 6120 + 7, int(registrySize(MaxLocks))} {
+		lengths = append(lengths, n-1, n, n+1)
+	}
+	buf := make([]byte, int(registrySize(MaxLocks))+16)
+	for i := range buf {
+		buf[i] = byte(r.Uint32())
+	}
+	for _, n := range lengths {
+		if n < 0 {
+			continue
 		}
-		want := crc32.Checksum(p, tab)
-		if got := crc32cSoft(0, p); got != want {
-			t.Errorf("crc32cSoft of %d bytes = %#08x, want %#08x", n, got, want)
-		}
-		cut := n / 3
-		if got := crc32cSoft(crc32cSoft(0, p[:cut]), p[cut:]); got != want {
-			t.Errorf("crc32cSoft of %d bytes in two pieces = %#08x, want %#08x", n, got, want)
-		}
-		if got := crc32cUpdate(crc32c(p[:cut]), p[cut:]); got != want {
-			t.Errorf("crc32cUpdate of %d bytes = %#08x, want %#08x", n, got, want)
+		for off := range 8 {
+			p := buf[off : off+n]
+			want := crc32.Checksum(p, tab)
+			if got := sum(0, p); got != want {
+				t.Errorf("%s of %d bytes at offset %d = %#08x, want %#08x", name, n, off, got, want)
+			}
+			cut := n / 3
+			if got := sum(sum(0, p[:cut]), p[cut:]); got != want {
+				t.Errorf("%s of %d bytes at offset %d in two pieces = %#08x, want %#08x", name, n, off, got, want)
+			}
 		}
 	}
 	// The known answer for "123456789" (RFC 3720, appendix B.4).
-	if got := crc32cSoft(0, []byte("123456789")); got != 0xe3069283 {
-		t.Errorf("crc32cSoft(\"123456789\") = %#08x, want 0xe3069283", got)
-	}
-}
-
-// TestCRC32CSwitchesToHardware checks that the software sums stop once
-// softSumLimit bytes have been summed, and that the sums stay the same.
-func TestCRC32CSwitchesToHardware(t *testing.T) {
-	saved := softSummed.Load()
-	t.Cleanup(func() { softSummed.Store(saved) })
-	softSummed.Store(0)
-	p := make([]byte, softSumLimit/4+1)
-	for i := range p {
-		p[i] = byte(i * 7)
-	}
-	want := crc32.Checksum(p, crc32.MakeTable(crc32.Castagnoli))
-	for i := 0; i < 6; i++ {
-		if got := crc32c(p); got != want {
-			t.Fatalf("sum %d = %#08x, want %#08x", i, got, want)
-		}
-	}
-	if got := softSummed.Load(); got < softSumLimit || got > softSumLimit+int64(len(p)) {
-		t.Errorf("after 6 sums of %d bytes, %d bytes summed in software, want %d to %d (the switch at %d)",
-			len(p), got, softSumLimit, softSumLimit+int64(len(p)), softSumLimit)
+	if got := sum(0, []byte("123456789")); got != 0xe3069283 {
+		t.Errorf("%s(\"123456789\") = %#08x, want 0xe3069283", name, got)
 	}
 }
 
@@ -65,7 +64,7 @@ var update = flag.Bool("update", false, "rewrite crc_table.go")
 // TestCastagnoliTable checks crc_table.go against the tables it is made
 // from; with -update it rewrites the file.
 func TestCastagnoliTable(t *testing.T) {
-	src := castagnoliSource(makeCastagnoli())
+	src := castagnoliSource(makeCastagnoli(), makeCastagnoliShift())
 	if *update {
 		if err := os.WriteFile("crc_table.go", src, 0o644); err != nil {
 			t.Fatal(err)
@@ -74,6 +73,9 @@ func TestCastagnoliTable(t *testing.T) {
 	}
 	if got := makeCastagnoli(); got != castagnoli {
 		t.Error("crc_table.go's tables differ from the ones computed: go test -run TestCastagnoliTable -update")
+	}
+	if got := makeCastagnoliShift(); got != castagnoliShift {
+		t.Error("crc_table.go's castagnoliShift differs from the one computed: go test -run TestCastagnoliTable -update")
 	}
 	if have, err := os.ReadFile("crc_table.go"); err != nil || !bytes.Equal(have, src) {
 		t.Errorf("crc_table.go is not what TestCastagnoliTable -update writes (%v)", err)
@@ -104,18 +106,44 @@ func makeCastagnoli() [8][256]uint32 {
 	return t
 }
 
-// castagnoliSource is crc_table.go for the tables t.
-func castagnoliSource(t [8][256]uint32) []byte {
+// makeCastagnoliShift computes crcShift's tables: t[k][b] is the CRC
+// register that starts as b<<8k after crcStripe zero bytes, one byte at a
+// time, the slow way.
+func makeCastagnoliShift() [4][256]uint32 {
+	t0 := makeCastagnoli()[0]
+	var t [4][256]uint32
+	for k := range t {
+		for b := range t[k] {
+			r := uint32(b) << (8 * k)
+			for range crcStripe {
+				r = t0[byte(r)] ^ r>>8
+			}
+			t[k][b] = r
+		}
+	}
+	return t
+}
+
+// castagnoliSource is crc_table.go for the tables t and shift.
+func castagnoliSource(t [8][256]uint32, shift [4][256]uint32) []byte {
 	var b bytes.Buffer
 	b.WriteString("// Code generated by TestCastagnoliTable with -update; DO NOT EDIT.\n\npackage filelock\n\n")
 	b.WriteString("// castagnoli holds the slicing-by-8 tables of the reflected Castagnoli\n// polynomial (see crc.go): t[0] is the byte-at-a-time table, and t[k][b]\n// is the sum of byte b followed by k zero bytes. They are data, in the\n// binary, so that no process builds them at start-up.\n")
-	b.WriteString("var castagnoli = [8][256]uint32{\n")
+	writeTables(&b, "castagnoli", t[:])
+	b.WriteString("\n// castagnoliShift holds crcShift's tables (see crc_amd64.go): t[k][b] is\n// the CRC register that starts as b<<8k after crcStripe zero bytes.\n")
+	writeTables(&b, "castagnoliShift", shift[:])
+	return b.Bytes()
+}
+
+// writeTables writes to b the Go declaration of the tables t, named name.
+func writeTables(b *bytes.Buffer, name string, t [][256]uint32) {
+	fmt.Fprintf(b, "var %s = [%d][256]uint32{\n", name, len(t))
 	for k := range t {
 		b.WriteString("\t{\n")
 		for i := 0; i < 256; i += 8 {
 			b.WriteString("\t\t")
 			for j := range 8 {
-				fmt.Fprintf(&b, "0x%08x,", t[k][i+j])
+				fmt.Fprintf(b, "0x%08x,", t[k][i+j])
 				if j < 7 {
 					b.WriteString(" ")
 				}
@@ -125,12 +153,12 @@ func castagnoliSource(t [8][256]uint32) []byte {
 		b.WriteString("\t},\n")
 	}
 	b.WriteString("}\n")
-	return b.Bytes()
 }
 
-// BenchmarkCRC32C measures the software sums against hash/crc32's, which
-// uses the CPU's instruction, in the same run: a page, and the largest
-// registry (MaxLocks).
+// BenchmarkCRC32C measures the software sums and crc32cUpdate (the CRC
+// instruction, on amd64) against hash/crc32's, which uses the CPU's
+// instruction, in the same run: a page, and the largest registry
+// (MaxLocks).
 func BenchmarkCRC32C(b *testing.B) {
 	tab := crc32.MakeTable(crc32.Castagnoli)
 	for _, n := range []int{pageSize, int(registrySize(MaxLocks))} {
@@ -139,6 +167,12 @@ func BenchmarkCRC32C(b *testing.B) {
 			b.SetBytes(int64(n))
 			for b.Loop() {
 				crc32cSoft(0, p)
+			}
+		})
+		b.Run(fmt.Sprintf("impl=crc32cUpdate/bytes=%d", n), func(b *testing.B) {
+			b.SetBytes(int64(n))
+			for b.Loop() {
+				crc32cUpdate(0, p)
 			}
 		})
 		b.Run(fmt.Sprintf("impl=hash-crc32/bytes=%d", n), func(b *testing.B) {
