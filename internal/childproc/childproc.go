@@ -26,7 +26,9 @@
 // their test; syncbuffer.go is the stderr buffer that the parent reads while
 // the child writes; killed_unix.go tells a SIGKILL apart from other deaths;
 // user_linux.go makes the throwaway users, and the directory and copy of the
-// binary they can reach, that multi-user tests run children as.
+// binary they can reach, that multi-user tests run children as; tty_linux.go
+// starts a child in a session of its own, plants a terminal at a file's name
+// and tells whether the child acquired it as its controlling terminal.
 package childproc
 
 import (
