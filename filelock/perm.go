@@ -12,7 +12,8 @@ import (
 // lockFileFlags is how lock files and registry.lock are opened: for
 // reading and writing, although lockdir never writes them, because NFSv4
 // refuses an exclusive flock on a descriptor not open for writing (EBADF;
-// see docs/design.md). openAt adds O_NOFOLLOW, O_CLOEXEC and O_NONBLOCK.
+// see docs/design.md). openAt adds O_NOFOLLOW, O_CLOEXEC, O_NONBLOCK and
+// O_NOCTTY.
 const lockFileFlags = oRDWR
 
 func (m *Manager) dirPerm() uint32 {

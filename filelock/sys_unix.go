@@ -109,10 +109,14 @@ func lstatAt(dirfd int, name string) (fileInfo, error) {
 }
 
 // openAt opens name in the directory dirfd (or a path, with dirfd
-// unix.AT_FDCWD). It never follows a final symlink, never blocks on a FIFO
-// and never leaks into exec'd children.
+// unix.AT_FDCWD). It never follows a final symlink, never blocks on a FIFO,
+// never leaks into exec'd children, and never makes a terminal planted at
+// the name the process's controlling terminal: on Linux a session leader
+// without one (a daemon, a service, `setsid lockdir ...`) acquires any tty
+// it opens without O_NOCTTY, before fstat can refuse the file. The BSDs and
+// darwin acquire one only through TIOCSCTTY, and ignore the flag.
 func openAt(dirfd int, name string, flags int, perm uint32) (int, error) {
-	flags |= unix.O_NOFOLLOW | unix.O_CLOEXEC | unix.O_NONBLOCK
+	flags |= unix.O_NOFOLLOW | unix.O_CLOEXEC | unix.O_NONBLOCK | unix.O_NOCTTY
 	for {
 		fd, err := unix.Openat(dirfd, name, flags, perm)
 		if err == unix.EINTR {
