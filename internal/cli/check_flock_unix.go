@@ -9,10 +9,14 @@ import (
 )
 
 // openCounter opens the counter file name for reading and writing,
-// refusing a symlink planted at its name, and without blocking on a FIFO
-// planted there (the caller refuses anything but a regular file).
+// refusing a symlink planted at its name, without blocking on a FIFO
+// planted there, and without making a terminal planted there the
+// controlling terminal of a check that leads a session without one (the
+// caller refuses anything but a regular file, too late for that). check
+// finds counter files by name in the lock directory, where a group member
+// may plant anything.
 func openCounter(name string) (*os.File, error) {
-	return os.OpenFile(name, os.O_RDWR|syscall.O_NOFOLLOW|syscall.O_NONBLOCK, 0)
+	return os.OpenFile(name, os.O_RDWR|syscall.O_NOFOLLOW|syscall.O_NONBLOCK|syscall.O_NOCTTY, 0)
 }
 
 // lockShared takes a shared flock(2) on f, held until f is closed or the
