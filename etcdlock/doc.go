@@ -25,7 +25,8 @@
 // of the Manager API and the per-ID state between goroutines; space.go
 // tells that the lock space is still the one New opened; locker.go is
 // the Locker; mutex.go the etcd side of one lock (concurrency.Mutex's
-// algorithm, with a watch on the key just ahead); session.go the session
-// lease that every held lock is bound to, and its loss; holders.go lists
+// algorithm, with a watch on the key just ahead); session.go grants the
+// session lease that every held lock is bound to; keepalive.go keeps it
+// alive and tells its loss, on a deadline of its own; holders.go lists
 // holders and waiters by host and PID, for lockdir status.
 package etcdlock

@@ -191,10 +191,11 @@ func (l *Locker) Token() int64 {
 }
 
 // Lost returns a channel that is closed when the current hold of the lock is
-// lost before Unlock: the session lease expired or was revoked, keepalives
-// failed for longer than the TTL, or the Manager was closed. Another
-// process may hold the lock from then on. If the lock is not held through
-// this Manager, Lost returns a closed channel.
+// lost before Unlock: the session lease expired or was revoked, no
+// keepalive was answered for a TTL (counted from the last answer, or from
+// the grant before the first), or the Manager was closed. Another process
+// may hold the lock from then on. If the lock is not held through this
+// Manager, Lost returns a closed channel.
 func (l *Locker) Lost() <-chan struct{} {
 	if h := l.st.hold.Load(); h != nil {
 		return h.sess.done()
@@ -210,19 +211,24 @@ var ErrLost = errors.New("lock lost")
 // Check asks etcd whether the current hold of the lock still stands: its
 // holder key exists, made at the hold's revision (Token). It returns nil
 // if so, an error matching ErrLost if not, or etcd's error if etcd does
-// not answer within the timeout (WithTimeout).
+// not answer within the timeout (WithTimeout). Once the hold's session has
+// ended (Lost is closed, or its keepalive deadline has passed), Check
+// returns ErrLost without asking etcd.
 //
-// Lost closes only once the etcd client's keepalive notices that the
-// lease ended, up to a second or more after etcd ended it: a holder that
-// was stopped past its TTL (kill -STOP) and runs again still sees Lost
-// open for a while. A holder that must know, before it reports a job
-// done, that nobody else held the lock meanwhile calls Check (review
-// 10c: lockdir lock reported success after its lock had been taken by
-// another process).
+// Lost closes only once this process notices that the lease ended: etcd
+// may have ended it earlier (a revoke, or an expiry that the keepalive
+// answers have not told yet), and etcd starts the TTL of a keepalive when
+// it receives it, this process when it receives the answer. A holder that
+// must know, before it reports a job done, that nobody else held the lock
+// meanwhile calls Check (review 10c: lockdir lock reported success after
+// its lock had been taken by another process).
 func (l *Locker) Check(ctx context.Context) error {
 	h := l.st.hold.Load()
 	if h == nil {
 		return fmt.Errorf("lock %d in %s: not held through this Manager: %w", l.st.id, l.m.k.p, ErrLost)
+	}
+	if !h.sess.alive() {
+		return fmt.Errorf("lock %d in %s: its session ended (the lease expired or was revoked, or no keepalive was answered for a TTL); another process may have held it: %w", l.st.id, l.m.k.p, ErrLost)
 	}
 	ctx, cancel := context.WithTimeout(ctx, l.m.opts.timeout)
 	defer cancel()

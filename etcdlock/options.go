@@ -28,11 +28,14 @@ func defaultOptions() options {
 // WithTTL sets the TTL of the session lease that every lock held through
 // the Manager is bound to. The default is DefaultTTL, 10 seconds. A holder
 // that dies, or that cannot reach etcd, loses its locks at most d after its
-// last successful keepalive; a shorter TTL frees locks sooner but makes a
-// holder on a slow or distant link more likely to lose its lease while
-// alive. etcd counts TTLs in whole seconds, so d is rounded up to a whole
-// second of at least 1; the server may raise it to its own minimum (one and
-// a half election timeouts).
+// last successful keepalive (or the lease's grant, before the first), and
+// a live holder's Lost closes then, by its own clock: the Manager ends the
+// session on a timer of its own at that deadline. A shorter TTL frees
+// locks sooner but makes a holder on a slow or distant link more likely to
+// lose its lease while alive. etcd counts TTLs in whole seconds, so d is
+// rounded up to a whole second of at least 1; the server may raise it to
+// its own minimum (one and a half election timeouts), and the deadline
+// counts the TTL that the server answered.
 func WithTTL(d time.Duration) Option {
 	return func(o *options) {
 		secs := (d + time.Second - 1) / time.Second

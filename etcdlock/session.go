@@ -2,45 +2,8 @@ package etcdlock
 
 import (
 	"context"
-	"errors"
 	"time"
-
-	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
-	"go.etcd.io/etcd/client/v3/concurrency"
 )
-
-// session is a lease kept alive for the locks held through a Manager. Every
-// holder key is bound to it, so that the keys of a process that dies, or
-// that loses etcd for longer than the TTL, are deleted by etcd itself.
-type session struct {
-	s *concurrency.Session
-}
-
-func (s *session) lease() int64          { return int64(s.s.Lease()) }
-func (s *session) done() <-chan struct{} { return s.s.Done() }
-
-func (s *session) alive() bool {
-	select {
-	case <-s.s.Done():
-		return false
-	default:
-		return true
-	}
-}
-
-// close stops the keepalives and revokes the lease, deleting its keys.
-func (s *session) close(timeout time.Duration) error {
-	s.s.Orphan()
-	ctx, cancel := context.WithTimeout(context.Background(), timeout)
-	defer cancel()
-	_, err := s.s.Client().Revoke(ctx, s.s.Lease())
-	if errors.Is(err, rpctypes.ErrLeaseNotFound) {
-		// Expired or revoked already, its keys with it (review 10c:
-		// Close failed after a lost lease).
-		return nil
-	}
-	return err
-}
 
 // session returns the Manager's live session, granting a new lease if there
 // is none or the last one was lost. The grant is bounded by the timeout and
@@ -57,21 +20,21 @@ func (m *Manager) session(ctx context.Context) (*session, error) {
 	gctx, cancel := context.WithTimeout(ctx, m.opts.timeout)
 	defer cancel()
 	ttl := int64(m.opts.ttl / time.Second)
+	sent := time.Now()
 	g, err := m.cli.Grant(gctx, ttl)
 	if err != nil {
 		return nil, m.etcdErr("grant lease", m.k.p, err)
 	}
 	// The session's context is the Manager's, not ctx: it lives on after
 	// the call that made it, until Close or the lease is lost.
-	s, err := concurrency.NewSession(m.cli, concurrency.WithLease(g.ID),
-		concurrency.WithTTL(int(ttl)), concurrency.WithContext(m.ctx))
+	s, err := newSession(m.ctx, m.cli, g, sent, m.opts.timeout)
 	if err != nil {
 		rctx, cancel := context.WithTimeout(context.Background(), m.opts.timeout)
 		m.cli.Revoke(rctx, g.ID)
 		cancel()
 		return nil, m.etcdErr("keep lease alive", m.k.p, err)
 	}
-	m.sess = &session{s: s}
+	m.sess = s
 	return m.sess, nil
 }
 
