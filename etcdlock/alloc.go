@@ -92,10 +92,10 @@ func (m *Manager) Allocate() (*Locker, error) {
 		// space there is no free range either, and "no free locks"
 		// would be the wrong answer.
 		ctx, cancel := m.reqCtx()
-		resp, err := m.cli.Txn(ctx).Then(
+		resp, err := m.readTxn(ctx,
 			m.getMeta(),
 			clientv3.OpGet(k.freeDir(), clientv3.WithPrefix(), clientv3.WithLimit(1)),
-		).Commit()
+		)
 		cancel()
 		if err != nil {
 			return nil, m.etcdErr("allocate", k.p, err)
@@ -152,10 +152,10 @@ func (m *Manager) AllocateAndRetrieve(id uint32) (*Locker, error) {
 		// deleted space no range holds id, and "allocated" would be
 		// the wrong answer.
 		ctx, cancel := m.reqCtx()
-		resp, err := m.cli.Txn(ctx).Then(
+		resp, err := m.readTxn(ctx,
 			m.getMeta(),
 			clientv3.OpGet(k.free(uint64(id)+1), clientv3.WithRange(prefixEnd(k.freeDir())), clientv3.WithLimit(1)),
-		).Commit()
+		)
 		cancel()
 		if err != nil {
 			return nil, m.etcdErr("allocate", k.alloc(id), err)
@@ -207,14 +207,14 @@ func (m *Manager) free(id uint32) error {
 	left := k.free(uint64(id)) // the range ending at id, if free
 	for {
 		ctx, cancel := m.reqCtx()
-		resp, err := m.cli.Txn(ctx).Then(
+		resp, err := m.readTxn(ctx,
 			m.getMeta(), // checked first, as in Allocate
 			clientv3.OpGet(k.alloc(id), clientv3.WithKeysOnly()),
 			clientv3.OpGet(left),
 			// The range starting at id+1, if free, is the first whose
 			// end is above id+1.
 			clientv3.OpGet(k.free(uint64(id)+2), clientv3.WithRange(prefixEnd(k.freeDir())), clientv3.WithLimit(1)),
-		).Commit()
+		)
 		cancel()
 		if err != nil {
 			return m.etcdErr("free", k.alloc(id), err)
@@ -333,10 +333,10 @@ func (m *Manager) LocksHeld() ([]uint32, error) {
 	}
 	ctx, cancel := m.reqCtx()
 	defer cancel()
-	resp, err := m.cli.Txn(ctx).Then(
+	resp, err := m.readTxn(ctx,
 		clientv3.OpGet(m.k.allocDir(), clientv3.WithPrefix(), clientv3.WithKeysOnly()),
 		clientv3.OpGet(m.k.lockDir(), clientv3.WithPrefix(), clientv3.WithKeysOnly()),
-	).Commit()
+	)
 	if err != nil {
 		return nil, m.etcdErr("list", m.k.lockDir(), err)
 	}

@@ -144,10 +144,10 @@ func (m *Manager) waitPredecessors(ctx context.Context, s *session, dir, key str
 		created = wr.Created
 	}
 	rctx, rcancel := context.WithTimeout(ctx, m.opts.timeout)
-	resp, err := m.cli.Txn(rctx).Then(
+	resp, err := m.readTxn(rctx,
 		clientv3.OpGet(key, clientv3.WithKeysOnly()),
 		clientv3.OpGet(dir, clientv3.WithPrefix(), clientv3.WithMaxCreateRev(rev-1), clientv3.WithKeysOnly()),
-	).Commit()
+	)
 	rcancel()
 	if err != nil {
 		return m.etcdErr("lock", key, err)

@@ -123,7 +123,7 @@ func (m *Manager) setup(numLocks uint32) error {
 	var resp *clientv3.TxnResponse
 	var err error
 	if numLocks == 0 {
-		resp, err = m.cli.Txn(ctx).Then(reads...).Commit()
+		resp, err = m.readTxn(ctx, reads...)
 	} else {
 		// etcd reads every key of a range compared, and stops at the
 		// first compare that fails: the meta key goes first, so that
