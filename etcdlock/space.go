@@ -36,9 +36,18 @@ func (m *Manager) getMeta() clientv3.Op {
 func (m *Manager) checkSpace(op string, kvs []*mvccpb.KeyValue) error {
 	switch {
 	case len(kvs) == 0:
-		return &fs.PathError{Op: op, Path: m.k.p, Err: fmt.Errorf("lock space was deleted since it was opened (no %s key): %w", metaKey, lock.ErrCorrupt)}
+		return &fs.PathError{Op: op, Path: m.k.p, Err: &spaceChanged{fmt.Sprintf("lock space was deleted since it was opened (no %s key)", metaKey)}}
 	case kvs[0].CreateRevision != m.metaRev:
-		return &fs.PathError{Op: op, Path: m.k.p, Err: fmt.Errorf("lock space was deleted and made again since it was opened (%s key made at revision %d, not %d): %w", metaKey, kvs[0].CreateRevision, m.metaRev, lock.ErrCorrupt)}
+		return &fs.PathError{Op: op, Path: m.k.p, Err: &spaceChanged{fmt.Sprintf("lock space was deleted and made again since it was opened (%s key made at revision %d, not %d)", metaKey, kvs[0].CreateRevision, m.metaRev)}}
 	}
 	return nil
 }
+
+// spaceChanged is checkSpace's error. It matches lock.ErrCorrupt, as the
+// contract has it, but its text is etcd's account of what happened, without
+// the sentinel's "lock registry is corrupt", which names a lock
+// directory's file (review 15: lockdir printed it for a deleted space).
+type spaceChanged struct{ why string }
+
+func (e *spaceChanged) Error() string { return e.why }
+func (e *spaceChanged) Unwrap() error { return lock.ErrCorrupt }

@@ -284,6 +284,24 @@ func spaceReadError(s Space, what string, err error) error {
 	return err
 }
 
+// spaceChangedHint is the advice for lock.ErrCorrupt from a lock or a
+// change on etcd: etcdlock found the lock space deleted, or deleted and
+// made again, since lockdir opened it (its locks and allocations went with
+// it), or, for a change, a key there that lockdir did not write. The
+// advice is etcd's, not a lock directory's registry's (review 15).
+const spaceChangedHint = "the lock space was deleted (etcdctl del --prefix) or made again while lockdir used it, or holds keys that lockdir did not write: run 'lockdir status' to see what is there now, and 'lockdir init' to make it again if it is gone"
+
+// spaceChangeError gives err, from a lock or a change in an open lock
+// space, exit code exitDir and spaceChangedHint if it matches
+// lock.ErrCorrupt and has no code of its own yet.
+func spaceChangeError(err error) error {
+	var e *exitError
+	if !errors.Is(err, lock.ErrCorrupt) || errors.As(err, &e) {
+		return err
+	}
+	return &exitError{code: exitDir, err: err, hint: spaceChangedHint}
+}
+
 // tlsOrDown is the hint for a cluster that did not answer in time. etcd's
 // client retries a failed TLS handshake quietly until its deadline, so a
 // certificate that the server or this client refuses, or TLS on one side

@@ -109,7 +109,7 @@ func clusterAlloc(g *globals, ids []uint32) error {
 	if err := checkSpaceIDs(s, ids); err != nil {
 		return err
 	}
-	return allocIn(s, ids)
+	return spaceChangeError(allocIn(s, ids))
 }
 
 // unchanged passes an error from reading a lock space's allocations on as
@@ -127,7 +127,7 @@ func clusterFree(g *globals, ids []uint32) error {
 	if err := checkSpaceIDs(s, ids); err != nil {
 		return err
 	}
-	return freeIn(s, ids, unchanged)
+	return spaceChangeError(freeIn(s, ids, unchanged))
 }
 
 func clusterFreeAll(g *globals) error {
@@ -136,7 +136,7 @@ func clusterFreeAll(g *globals) error {
 		return err
 	}
 	defer s.Close()
-	return freeAllIn(s, unchanged)
+	return spaceChangeError(freeAllIn(s, unchanged))
 }
 
 // clusterStatusJSON is 'status --json' on etcd: the fields of statusJSON

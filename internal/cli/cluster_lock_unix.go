@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/lockdir/lockdir/filelock"
+	"github.com/lockdir/lockdir/lock"
 )
 
 // runClusterLock is runLock on a cluster's lock space: it takes lock id as
@@ -171,6 +172,11 @@ func takeClusterLock(s Space, o *lockOptions, id uint32, sigs <-chan os.Signal) 
 			}
 		}
 		return nil, exitStatus(o.conflict)
+	}
+	if errors.Is(err, lock.ErrCorrupt) {
+		// etcd answered: the space is gone or another, not out of reach
+		// (review 15).
+		return nil, spaceChangeError(fmt.Errorf("lock: waiting for lock %d on %s: %w", id, s.Where(), err))
 	}
 	code := exitFailure
 	if errors.Is(err, context.DeadlineExceeded) {
