@@ -55,10 +55,6 @@ func (m *Manager) commit(op, path string, cmps []clientv3.Cmp, ops []clientv3.Op
 	return false, m.checkSpace(op, resp.Responses[0].GetResponseRange().Kvs)
 }
 
-func (m *Manager) errID(id uint32) error {
-	return fmt.Errorf("lock %d in %s: capacity is %d: %w", id, m.k.p, m.capacity, lock.ErrInvalidID)
-}
-
 // AllocateLock is Allocate as lock.Manager has it.
 func (m *Manager) AllocateLock() (lock.Locker, error) { return asLocker(m.Allocate()) }
 
@@ -137,13 +133,14 @@ func (m *Manager) Allocate() (*Locker, error) {
 
 // AllocateAndRetrieve allocates the lock with the given ID and returns it.
 // It fails with an error matching lock.ErrAllocated if the ID is
-// allocated, and lock.ErrInvalidID if it is not below the capacity.
+// allocated, and lock.ErrInvalidID if it is not below the capacity (or
+// lock.ErrCorrupt, if the space was deleted or made again: errID).
 func (m *Manager) AllocateAndRetrieve(id uint32) (*Locker, error) {
 	if m.closed.Load() {
 		return nil, m.errClosed()
 	}
 	if id >= m.capacity {
-		return nil, m.errID(id)
+		return nil, m.errID("allocate", id)
 	}
 	k := m.k
 	for {

@@ -35,13 +35,15 @@ func (m *Manager) RetrieveLock(id uint32) (lock.Locker, error) { return asLocker
 
 // Retrieve returns the lock with the given ID without allocating it, and
 // without a request to etcd. It fails with an error matching
-// lock.ErrInvalidID if id is not below the capacity.
+// lock.ErrInvalidID if id is not below the capacity, after one read that
+// makes it lock.ErrCorrupt instead if the lock space was deleted or made
+// again (errID).
 func (m *Manager) Retrieve(id uint32) (*Locker, error) {
 	if m.closed.Load() {
 		return nil, m.errClosed()
 	}
 	if id >= m.capacity {
-		return nil, m.errID(id)
+		return nil, m.errID("retrieve", id)
 	}
 	return m.locker(id), nil
 }
