@@ -3,6 +3,7 @@ package etcdlock
 import (
 	"context"
 	"errors"
+	"fmt"
 	"os"
 	"strconv"
 	"sync/atomic"
@@ -99,7 +100,7 @@ func (m *Manager) acquireIn(ctx context.Context, s *session, id uint32, wait boo
 	}
 	h := &hold{key: key, rev: rev, sess: s}
 	if owner := resp.Responses[1].GetResponseRange().Kvs; len(owner) > 0 && owner[0].CreateRevision == rev {
-		return h, nil
+		return h, heldAlive(s)
 	}
 	if !wait {
 		if err := m.withdraw(s, key, rev); err != nil {
@@ -113,7 +114,20 @@ func (m *Manager) acquireIn(ctx context.Context, s *session, id uint32, wait boo
 		}
 		return nil, err
 	}
-	return h, nil
+	return h, heldAlive(s)
+}
+
+// heldAlive is nil if s is still alive once its key holds the lock, and
+// errSessionLost if its deadline passed meanwhile (during the put, or
+// the wait): then the key may have gone with the lease, and another
+// process may hold the lock, so the hold is never returned (review 16).
+// acquire then abandons s, which revokes the lease and its key, and
+// tries again on a new one.
+func heldAlive(s *session) error {
+	if s.alive() {
+		return nil
+	}
+	return fmt.Errorf("%w: its deadline passed while the lock was being taken", errSessionLost)
 }
 
 // waitPredecessors waits until no key under dir is older than rev, while

@@ -2,6 +2,7 @@ package etcdlock
 
 import (
 	"context"
+	"fmt"
 	"time"
 )
 
@@ -33,6 +34,14 @@ func (m *Manager) session(ctx context.Context) (*session, error) {
 		m.cli.Revoke(rctx, g.ID)
 		cancel()
 		return nil, m.etcdErr("keep lease alive", m.k.p, err)
+	}
+	if !s.alive() {
+		// The grant was answered more than a TTL after it was sent (a
+		// client reconnecting, a TTL below the request timeout): the
+		// lease may have expired already, so no key may be bound to
+		// it (review 16). Another grant would most likely lapse too.
+		go s.close(m.opts.ttl)
+		return nil, m.etcdErr("grant lease", m.k.p, fmt.Errorf("%w: the grant was answered %v after it was sent, past the TTL of %v", errSessionLost, time.Since(sent).Round(time.Millisecond), m.opts.ttl))
 	}
 	m.sess = s
 	return m.sess, nil
