@@ -8,7 +8,8 @@ import (
 	"github.com/lockdir/lockdir/lock"
 )
 
-// errID refuses id, which is not below the capacity New read. The space
+// errID refuses id, which is not below the capacity New read, for a
+// change (AllocateAndRetrieve). The space
 // may have been made again since with a larger one, where id is valid: a
 // refusal from the stale capacity would then be lock.ErrInvalidID where
 // every other answer of the Manager is lock.ErrCorrupt (review 15). So the
@@ -23,5 +24,12 @@ func (m *Manager) errID(op string, id uint32) error {
 			return err
 		}
 	}
+	return m.errIDNoRead(id)
+}
+
+// errIDNoRead refuses id from the capacity New read, without a request:
+// Retrieve's refusal, which must not wait for etcd (review 16: behind an
+// unreachable etcd, it waited the whole request timeout).
+func (m *Manager) errIDNoRead(id uint32) error {
 	return fmt.Errorf("lock %d in %s: capacity is %d: %w", id, m.k.p, m.capacity, lock.ErrInvalidID)
 }

@@ -35,15 +35,15 @@ func (m *Manager) RetrieveLock(id uint32) (lock.Locker, error) { return asLocker
 
 // Retrieve returns the lock with the given ID without allocating it, and
 // without a request to etcd. It fails with an error matching
-// lock.ErrInvalidID if id is not below the capacity, after one read that
-// makes it lock.ErrCorrupt instead if the lock space was deleted or made
-// again (errID).
+// lock.ErrInvalidID if id is not below the capacity New read (a space
+// made again since with a larger one is found by the next change, as
+// lock.ErrCorrupt).
 func (m *Manager) Retrieve(id uint32) (*Locker, error) {
 	if m.closed.Load() {
 		return nil, m.errClosed()
 	}
 	if id >= m.capacity {
-		return nil, m.errID("retrieve", id)
+		return nil, m.errIDNoRead(id)
 	}
 	return m.locker(id), nil
 }
