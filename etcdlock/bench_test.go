@@ -15,7 +15,6 @@ import (
 
 	clientv3 "go.etcd.io/etcd/client/v3"
 	"go.etcd.io/etcd/client/v3/concurrency"
-	"go.uber.org/zap"
 	"google.golang.org/grpc"
 
 	"github.com/lockdir/lockdir/etcdlock"
@@ -202,15 +201,7 @@ func (c *rpcCounter) intercept(ctx context.Context, method string, req, reply an
 // countingClient returns a client of the shared server whose round trips c
 // counts.
 func countingClient(b *testing.B, c *rpcCounter) *clientv3.Client {
-	cli, err := clientv3.New(clientv3.Config{
-		Endpoints:   server.Endpoints(),
-		DialTimeout: 5 * time.Second,
-		Logger:      zap.NewNop(),
-		DialOptions: []grpc.DialOption{grpc.WithChainUnaryInterceptor(c.intercept)},
-	})
-	if err != nil {
-		b.Fatal(err)
-	}
+	cli := newClientWith(b, grpc.WithChainUnaryInterceptor(c.intercept))
 	b.Cleanup(func() { cli.Close() })
 	return cli
 }

@@ -3,15 +3,10 @@ package etcdlock_test
 import (
 	"context"
 	"errors"
-	"strings"
 	"testing"
 	"time"
 
-	clientv3 "go.etcd.io/etcd/client/v3"
-	"go.uber.org/zap"
-
 	"github.com/lockdir/lockdir/etcdlock"
-	"github.com/lockdir/lockdir/etcdlock/internal/etcdtest"
 )
 
 // TestLostBeforeFirstKeepalive (review 10c): docs/etcd.md says a cut-off
@@ -28,14 +23,7 @@ import (
 // seconds more. Lost must close within the TTL of the grant, plus a
 // timer's margin, and Check then report ErrLost without asking etcd.
 func TestLostBeforeFirstKeepalive(t *testing.T) {
-	target := strings.TrimPrefix(server.Endpoints()[0], "http://")
-	p := etcdtest.StartTCPProxy(t, target)
-	defer p.Release()
-	cli, err := clientv3.New(clientv3.Config{Endpoints: []string{p.Addr()}, DialTimeout: 5 * time.Second, Logger: zap.NewNop()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer cli.Close()
+	p, cli := newProxiedClient(t)
 	// Start the client's keepalive stream with a lease of its own.
 	ctx := context.Background()
 	g, err := cli.Grant(ctx, 60)

@@ -4,11 +4,8 @@ import (
 	"context"
 	"sync"
 	"testing"
-	"time"
 
 	pb "go.etcd.io/etcd/api/v3/etcdserverpb"
-	clientv3 "go.etcd.io/etcd/client/v3"
-	"go.uber.org/zap"
 	"google.golang.org/grpc"
 
 	"github.com/lockdir/lockdir/etcdlock"
@@ -55,16 +52,7 @@ func (p *delayedPut) intercept(ctx context.Context, method string, req, reply an
 // retry, not one applied after the Unlock.)
 func TestLatePutAfterUnlock(t *testing.T) {
 	p := &delayedPut{apply: make(chan struct{}), applied: make(chan error, 1)}
-	cli, err := clientv3.New(clientv3.Config{
-		Endpoints:   server.Endpoints(),
-		DialTimeout: 5 * time.Second,
-		Logger:      zap.NewNop(),
-		DialOptions: []grpc.DialOption{grpc.WithChainUnaryInterceptor(p.intercept)},
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer cli.Close()
+	cli := newClientWith(t, grpc.WithChainUnaryInterceptor(p.intercept))
 	m, err := etcdlock.New(cli, newPrefix(t), 4, etcdlock.WithTTL(testTTL))
 	if err != nil {
 		t.Fatal(err)

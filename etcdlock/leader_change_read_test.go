@@ -7,8 +7,6 @@ import (
 	"time"
 
 	pb "go.etcd.io/etcd/api/v3/etcdserverpb"
-	clientv3 "go.etcd.io/etcd/client/v3"
-	"go.uber.org/zap"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
@@ -90,16 +88,7 @@ func TestReadsRideOutLeaderChange(t *testing.T) {
 	if _, err := m.LocksHeld(); err != nil {
 		t.Errorf("LocksHeld whose read met a leader change: %v", err)
 	}
-	cli, err := clientv3.New(clientv3.Config{
-		Endpoints:   server.Endpoints(),
-		DialTimeout: 5 * time.Second,
-		Logger:      zap.NewNop(),
-		DialOptions: []grpc.DialOption{grpc.WithChainUnaryInterceptor(lc.intercept)},
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer cli.Close()
+	cli := newClientWith(t, grpc.WithChainUnaryInterceptor(lc.intercept))
 	lc.armed.Store(true)
 	if m2, err := etcdlock.New(cli, m.Prefix(), 0); err != nil {
 		t.Errorf("New(0) whose read met a leader change: %v", err)

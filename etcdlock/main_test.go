@@ -10,6 +10,8 @@ import (
 	"time"
 
 	clientv3 "go.etcd.io/etcd/client/v3"
+	"go.uber.org/zap"
+	"google.golang.org/grpc"
 
 	"github.com/lockdir/lockdir/etcdlock"
 	"github.com/lockdir/lockdir/etcdlock/internal/etcdtest"
@@ -67,6 +69,37 @@ func newClient(t testing.TB) *clientv3.Client {
 	}
 	t.Cleanup(func() { cli.Close() })
 	return cli
+}
+
+// newClientWith returns a client of the test server dialled with opts
+// (interceptors that fail, delay or count requests), closed when t ends.
+func newClientWith(t testing.TB, opts ...grpc.DialOption) *clientv3.Client {
+	t.Helper()
+	cli, err := clientv3.New(clientv3.Config{
+		Endpoints:   server.Endpoints(),
+		DialTimeout: 5 * time.Second,
+		Logger:      zap.NewNop(),
+		DialOptions: opts,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { cli.Close() })
+	return cli
+}
+
+// newProxiedClient returns a client of the test server through a proxy
+// that the test can hold or cut, both ended when t ends.
+func newProxiedClient(t testing.TB) (*etcdtest.TCPProxy, *clientv3.Client) {
+	t.Helper()
+	p := etcdtest.StartTCPProxy(t, strings.TrimPrefix(server.Endpoints()[0], "http://"))
+	t.Cleanup(p.Release)
+	cli, err := etcdtest.NewClient([]string{p.Addr()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { cli.Close() })
+	return p, cli
 }
 
 // newManager makes a lock space of the given capacity under a new prefix,

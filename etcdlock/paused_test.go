@@ -2,14 +2,12 @@ package etcdlock_test
 
 import (
 	"context"
-	"strings"
 	"testing"
 	"time"
 
 	clientv3 "go.etcd.io/etcd/client/v3"
 
 	"github.com/lockdir/lockdir/etcdlock"
-	"github.com/lockdir/lockdir/etcdlock/internal/etcdtest"
 )
 
 // TestPausedWaiterQueuesAgain is a waiter paused past its TTL, made
@@ -23,12 +21,7 @@ import (
 func TestPausedWaiterQueuesAgain(t *testing.T) {
 	a := newManager(t, 4)
 	direct := newClient(t)
-	p := etcdtest.StartTCPProxy(t, strings.TrimPrefix(server.Endpoints()[0], "http://"))
-	viaProxy, err := etcdtest.NewClient([]string{p.Addr()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { viaProxy.Close() })
+	p, viaProxy := newProxiedClient(t)
 	b, err := etcdlock.New(viaProxy, a.Prefix(), 0, etcdlock.WithTTL(60*time.Second))
 	if err != nil {
 		t.Fatal(err)

@@ -2,15 +2,10 @@ package etcdlock_test
 
 import (
 	"errors"
-	"strings"
 	"testing"
 	"time"
 
-	clientv3 "go.etcd.io/etcd/client/v3"
-	"go.uber.org/zap"
-
 	"github.com/lockdir/lockdir/etcdlock"
-	"github.com/lockdir/lockdir/etcdlock/internal/etcdtest"
 	"github.com/lockdir/lockdir/lock"
 )
 
@@ -24,14 +19,7 @@ import (
 // on etcd. A read that fails should not delay a refusal that stands
 // anyway, or the wait should at least be documented.
 func TestRetrieveBadIDEtcdDown(t *testing.T) {
-	target := strings.TrimPrefix(server.Endpoints()[0], "http://")
-	p := etcdtest.StartTCPProxy(t, target)
-	defer p.Release()
-	cli, err := clientv3.New(clientv3.Config{Endpoints: []string{p.Addr()}, DialTimeout: 5 * time.Second, Logger: zap.NewNop()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer cli.Close()
+	p, cli := newProxiedClient(t)
 	const timeout = 3 * time.Second
 	m, err := etcdlock.New(cli, newPrefix(t), 4, etcdlock.WithTTL(testTTL), etcdlock.WithTimeout(timeout))
 	if err != nil {

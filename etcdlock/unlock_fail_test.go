@@ -7,8 +7,6 @@ import (
 	"testing"
 	"time"
 
-	clientv3 "go.etcd.io/etcd/client/v3"
-	"go.uber.org/zap"
 	"google.golang.org/grpc"
 
 	"github.com/lockdir/lockdir/etcdlock"
@@ -33,15 +31,7 @@ func (f *failingDeletes) intercept(ctx context.Context, method string, req, repl
 // of the test.
 func interceptedManager(t *testing.T, intercept grpc.UnaryClientInterceptor) *etcdlock.Manager {
 	t.Helper()
-	cli, err := clientv3.New(clientv3.Config{
-		Endpoints:   server.Endpoints(),
-		DialTimeout: 5 * time.Second,
-		Logger:      zap.NewNop(),
-		DialOptions: []grpc.DialOption{grpc.WithChainUnaryInterceptor(intercept)},
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
+	cli := newClientWith(t, grpc.WithChainUnaryInterceptor(intercept))
 	t.Cleanup(func() { cli.Close() })
 	m, err := etcdlock.New(cli, newPrefix(t), 4, etcdlock.WithTTL(testTTL))
 	if err != nil {

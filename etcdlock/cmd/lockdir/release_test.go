@@ -125,6 +125,37 @@ func waitFile(t *testing.T, name string) {
 	}
 }
 
+// startHolder starts a lockdir that holds lock 1 until the file release
+// exists, and waits until it holds it; t's end releases and reaps it.
+func startHolder(t *testing.T, bin string, env []string) (holder *exec.Cmd, release string) {
+	t.Helper()
+	dir := t.TempDir()
+	held, release := filepath.Join(dir, "held"), filepath.Join(dir, "release")
+	holder = &exec.Cmd{Path: bin, Env: env, Args: []string{"lockdir", "lock", "1", "--", "sh", "-c",
+		"touch " + held + "; while [ ! -e " + release + " ]; do sleep 0.02; done"}}
+	if err := holder.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.WriteFile(release, nil, 0o644); holder.Process.Kill(); holder.Wait() })
+	waitFile(t, held)
+	return holder, release
+}
+
+// waitQueued waits until lockdir status, run with env, shows a waiter for
+// lock 1.
+func waitQueued(t *testing.T, bin string, env []string) {
+	t.Helper()
+	for deadline := time.Now().Add(20 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		out, _ := (&exec.Cmd{Path: bin, Env: env, Args: []string{"lockdir", "status", "1"}}).Output()
+		if strings.Contains(string(out), "waiting") {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the waiter did not queue: %s", out)
+		}
+	}
+}
+
 // TestTermDuringCommandEndsRelease stops a service as a service manager
 // does, with one SIGTERM while the command runs (systemd's default
 // KillMode sends it to lockdir and the command at once), and etcd out of

@@ -3,9 +3,7 @@ package main
 import (
 	"context"
 	"errors"
-	"os"
 	"os/exec"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -24,30 +22,14 @@ import (
 // while etcd answered every request.
 func TestWaitSpaceDeletedExit(t *testing.T) {
 	bin, _, direct, _ := frozenSetup(t)
-	dir := t.TempDir()
-	held, release := filepath.Join(dir, "held"), filepath.Join(dir, "release")
-	holder := &exec.Cmd{Path: bin, Env: direct, Args: []string{"lockdir", "lock", "1", "--", "sh", "-c",
-		"touch " + held + "; while [ ! -e " + release + " ]; do sleep 0.02; done"}}
-	if err := holder.Start(); err != nil {
-		t.Fatal(err)
-	}
-	defer func() { os.WriteFile(release, nil, 0o644); holder.Process.Kill(); holder.Wait() }()
-	waitFile(t, held)
+	startHolder(t, bin, direct)
 	var stderr strings.Builder
 	waiter := &exec.Cmd{Path: bin, Env: direct, Stderr: &stderr, Args: []string{"lockdir", "lock", "-w", "20", "1", "true"}}
 	if err := waiter.Start(); err != nil {
 		t.Fatal(err)
 	}
 	defer waiter.Process.Kill()
-	for deadline := time.Now().Add(20 * time.Second); ; time.Sleep(20 * time.Millisecond) {
-		out, _ := (&exec.Cmd{Path: bin, Env: direct, Args: []string{"lockdir", "status", "1"}}).Output()
-		if strings.Contains(string(out), "waiting") {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("the waiter did not queue: %s", out)
-		}
-	}
+	waitQueued(t, bin, direct)
 	var ep string
 	for _, kv := range direct {
 		if v, ok := strings.CutPrefix(kv, "LOCKDIR_ETCD="); ok {

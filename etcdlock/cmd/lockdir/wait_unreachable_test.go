@@ -4,7 +4,6 @@ import (
 	"errors"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -18,30 +17,14 @@ import (
 // which a script reads as someone else having the lock (found by review).
 func TestWaitUnreachableIsNotBusy(t *testing.T) {
 	bin, env, direct, p := frozenSetup(t)
-	dir := t.TempDir()
-	held, release := filepath.Join(dir, "held"), filepath.Join(dir, "release")
-	holder := &exec.Cmd{Path: bin, Env: direct, Args: []string{"lockdir", "lock", "1", "--", "sh", "-c",
-		"touch " + held + "; while [ ! -e " + release + " ]; do sleep 0.02; done"}}
-	if err := holder.Start(); err != nil {
-		t.Fatal(err)
-	}
-	defer func() { holder.Process.Kill(); holder.Wait() }()
-	waitFile(t, held)
+	holder, release := startHolder(t, bin, direct)
 	var stderr strings.Builder
 	waiter := &exec.Cmd{Path: bin, Env: env, Stderr: &stderr, Args: []string{"lockdir", "--dial-timeout", "1s", "--ttl", "10s",
 		"lock", "--verbose", "-w", "4", "1", "true"}}
 	if err := waiter.Start(); err != nil {
 		t.Fatal(err)
 	}
-	for deadline := time.Now().Add(20 * time.Second); ; time.Sleep(20 * time.Millisecond) {
-		out, _ := (&exec.Cmd{Path: bin, Env: direct, Args: []string{"lockdir", "status", "1"}}).Output()
-		if strings.Contains(string(out), "waiting") {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("the waiter did not queue: %s", out)
-		}
-	}
+	waitQueued(t, bin, direct)
 	p.Cut()
 	if err := os.WriteFile(release, nil, 0o644); err != nil {
 		t.Fatal(err)
