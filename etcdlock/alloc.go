@@ -17,8 +17,8 @@ import (
 // same lock space (the meta key's create revision). A transaction that
 // fails its compares retries from the read. Each read and each transaction
 // touches a bounded number of keys, whatever the number of IDs allocated.
-// The read includes the meta key (space.go), so that a deleted space is
-// not mistaken for a full one.
+// The read includes the meta key (readInSpace), so that a deleted space
+// is not mistaken for a full one.
 
 // freeRange is a free range read from etcd.
 type freeRange struct {
@@ -84,22 +84,11 @@ func (m *Manager) Allocate() (*Locker, error) {
 	}
 	k := m.k
 	for {
-		// The meta key is read too, and checked first: in a deleted
-		// space there is no free range either, and "no free locks"
-		// would be the wrong answer.
-		ctx, cancel := m.reqCtx()
-		resp, err := m.readTxn(ctx,
-			m.getMeta(),
-			clientv3.OpGet(k.freeDir(), clientv3.WithPrefix(), clientv3.WithLimit(1)),
-		)
-		cancel()
+		rev, rs, err := m.readInSpace("allocate", k.p, clientv3.OpGet(k.freeDir(), clientv3.WithPrefix(), clientv3.WithLimit(1)))
 		if err != nil {
-			return nil, m.etcdErr("allocate", k.p, err)
-		}
-		if err := m.checkSpace("allocate", resp.Responses[0].GetResponseRange().Kvs); err != nil {
 			return nil, err
 		}
-		kvs := resp.Responses[1].GetResponseRange().Kvs
+		kvs := rs[0].GetResponseRange().Kvs
 		if len(kvs) == 0 {
 			return nil, fmt.Errorf("allocate in %s: capacity is %d: %w", k.p, m.capacity, lock.ErrNoFreeLocks)
 		}
@@ -112,7 +101,7 @@ func (m *Manager) Allocate() (*Locker, error) {
 			clientv3.Compare(clientv3.ModRevision(r.key), "=", r.modRev),
 			// No lower range appeared since the read: the ID is still
 			// the lowest free one when the transaction commits.
-			clientv3.Compare(clientv3.ModRevision(k.freeDir()), "<", resp.Header.Revision+1).WithRange(r.key + "\x00"),
+			clientv3.Compare(clientv3.ModRevision(k.freeDir()), "<", rev+1).WithRange(r.key + "\x00"),
 			clientv3.Compare(clientv3.CreateRevision(k.alloc(id)), "=", 0),
 		}
 		ops := []clientv3.Op{clientv3.OpPut(k.alloc(id), "")}
@@ -145,22 +134,12 @@ func (m *Manager) AllocateAndRetrieve(id uint32) (*Locker, error) {
 	k := m.k
 	for {
 		// The range holding id, if any, is the first whose end is above
-		// it. The meta key is checked first, as in Allocate: in a
-		// deleted space no range holds id, and "allocated" would be
-		// the wrong answer.
-		ctx, cancel := m.reqCtx()
-		resp, err := m.readTxn(ctx,
-			m.getMeta(),
-			clientv3.OpGet(k.free(uint64(id)+1), clientv3.WithRange(prefixEnd(k.freeDir())), clientv3.WithLimit(1)),
-		)
-		cancel()
+		// it.
+		_, rs, err := m.readInSpace("allocate", k.alloc(id), clientv3.OpGet(k.free(uint64(id)+1), clientv3.WithRange(prefixEnd(k.freeDir())), clientv3.WithLimit(1)))
 		if err != nil {
-			return nil, m.etcdErr("allocate", k.alloc(id), err)
-		}
-		if err := m.checkSpace("allocate", resp.Responses[0].GetResponseRange().Kvs); err != nil {
 			return nil, err
 		}
-		kvs := resp.Responses[1].GetResponseRange().Kvs
+		kvs := rs[0].GetResponseRange().Kvs
 		var r freeRange
 		if len(kvs) > 0 {
 			if r, err = m.parseRange(kvs[0]); err != nil {
@@ -203,23 +182,16 @@ func (m *Manager) free(id uint32) error {
 	k := m.k
 	left := k.free(uint64(id)) // the range ending at id, if free
 	for {
-		ctx, cancel := m.reqCtx()
-		resp, err := m.readTxn(ctx,
-			m.getMeta(), // checked first, as in Allocate
+		rev, rs, err := m.readInSpace("free", k.alloc(id),
 			clientv3.OpGet(k.alloc(id), clientv3.WithKeysOnly()),
 			clientv3.OpGet(left),
 			// The range starting at id+1, if free, is the first whose
 			// end is above id+1.
 			clientv3.OpGet(k.free(uint64(id)+2), clientv3.WithRange(prefixEnd(k.freeDir())), clientv3.WithLimit(1)),
 		)
-		cancel()
 		if err != nil {
-			return m.etcdErr("free", k.alloc(id), err)
-		}
-		if err := m.checkSpace("free", resp.Responses[0].GetResponseRange().Kvs); err != nil {
 			return err
 		}
-		rs := resp.Responses[1:]
 		a := rs[0].GetResponseRange().Kvs
 		if len(a) == 0 {
 			return fmt.Errorf("free lock %d in %s: %w", id, k.p, lock.ErrNotAllocated)
@@ -251,7 +223,7 @@ func (m *Manager) free(id uint32) error {
 				cmps = append(cmps, clientv3.Compare(clientv3.ModRevision(r.key), "=", r.modRev))
 			}
 		}
-		cmps = append(cmps, clientv3.Compare(clientv3.ModRevision(left), "<", resp.Header.Revision+1).WithRange(rightEnd))
+		cmps = append(cmps, clientv3.Compare(clientv3.ModRevision(left), "<", rev+1).WithRange(rightEnd))
 		ops = append(ops, clientv3.OpPut(k.free(end), strconv.FormatUint(start, 10)))
 		ok, err := m.commit("free", k.alloc(id), cmps, ops)
 		if err != nil {

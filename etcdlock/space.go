@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"io/fs"
 
+	"go.etcd.io/etcd/api/v3/etcdserverpb"
 	"go.etcd.io/etcd/api/v3/mvccpb"
 	clientv3 "go.etcd.io/etcd/client/v3"
 
@@ -51,3 +52,22 @@ type spaceChanged struct{ why string }
 
 func (e *spaceChanged) Error() string { return e.why }
 func (e *spaceChanged) Unwrap() error { return lock.ErrCorrupt }
+
+// readInSpace runs the reads ops after a read of the meta key, in one
+// transaction (readTxn), and returns their answers once checkSpace has
+// passed, with the revision they were read at: in a deleted space there
+// is no free range or alloc key either, and "no free locks", "allocated"
+// or "not allocated" would be the wrong answer. op and path name the read
+// in its errors.
+func (m *Manager) readInSpace(op, path string, ops ...clientv3.Op) (rev int64, rs []*etcdserverpb.ResponseOp, err error) {
+	ctx, cancel := m.reqCtx()
+	defer cancel()
+	resp, err := m.readTxn(ctx, append([]clientv3.Op{m.getMeta()}, ops...)...)
+	if err != nil {
+		return 0, nil, m.etcdErr(op, path, err)
+	}
+	if err := m.checkSpace(op, resp.Responses[0].GetResponseRange().Kvs); err != nil {
+		return 0, nil, err
+	}
+	return resp.Header.Revision, resp.Responses[1:], nil
+}
