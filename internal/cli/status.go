@@ -141,7 +141,10 @@ func getStatus(g *globals, ids []uint32) (*statusJSON, error) {
 	for _, id := range t.toShow(ids, allocated) {
 		_, isAlloc := slices.BinarySearch(allocated, id)
 		ls := t.status(id, isAlloc)
-		ls.BeyondCapacity = id >= capacity
+		// capacity was read before allocated: an ID allocated by then is
+		// below the capacity of then, whatever the first read said (a
+		// resize and an allocation in between; review 15).
+		ls.BeyondCapacity = id >= capacity && !isAlloc
 		st.Locks = append(st.Locks, ls)
 	}
 	return st, nil
