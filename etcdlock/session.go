@@ -40,7 +40,8 @@ func (m *Manager) session(ctx context.Context) (*session, error) {
 		// client reconnecting, a TTL below the request timeout): the
 		// lease may have expired already, so no key may be bound to
 		// it (review 16). Another grant would most likely lapse too.
-		go s.close(m.opts.ttl)
+		// alive has ended s, stopped its keepalives and begun the
+		// lease's revoke (lapse).
 		return nil, m.etcdErr("grant lease", m.k.p, fmt.Errorf("%w: the grant was answered %v after it was sent, past the TTL of %v", errSessionLost, time.Since(sent).Round(time.Millisecond), m.opts.ttl))
 	}
 	m.sess = s
