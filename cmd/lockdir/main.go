@@ -4,6 +4,7 @@ import (
 	"os"
 
 	"github.com/lockdir/lockdir/internal/cli"
+	_ "github.com/lockdir/lockdir/internal/oneproc" // one P, set before other packages allocate
 )
 
 func main() {

@@ -8,7 +8,6 @@ import (
 	"os"
 	"os/exec"
 	"os/signal"
-	"runtime"
 	"syscall"
 	"time"
 
@@ -66,15 +65,6 @@ func startLock(argv []string) (sigs chan os.Signal, path string, err error) {
 
 // runLock takes lock id as o says and runs argv while holding it.
 func runLock(g *globals, o *lockOptions, id uint32, argv []string) error {
-	// lock does one thing at a time: it waits in flock(2) or wait4(2) and
-	// handles a signal now and then. With one P, the Go runtime no longer
-	// wakes an idle P's thread to spin for work each time a goroutine is
-	// made runnable, which in signal.Notify's round trips to the runtime's
-	// signal-mask thread alone cost about 0.2 ms of CPU per run (issue 12).
-	// A goroutine blocked in a system call still hands its P over (the
-	// runtime's monitor takes it back within milliseconds at worst), so a
-	// signal or a -w timeout during the wait is still seen at once.
-	runtime.GOMAXPROCS(1)
 	sigs, path, err := startLock(argv)
 	if err != nil {
 		return err

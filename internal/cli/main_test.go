@@ -4,6 +4,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"testing"
 
 	"github.com/lockdir/lockdir/internal/clitest"
@@ -20,8 +21,10 @@ func TestMain(m *testing.M) {
 // the others are added by their files' init functions.
 var scriptCommands = map[string]func(){"lockdir": main}
 
-// main is cmd/lockdir's main, which this package cannot import.
+// main is cmd/lockdir's main, which this package cannot import. It sets
+// one P first, as cmd/lockdir's import of internal/oneproc does.
 func main() {
+	runtime.GOMAXPROCS(1)
 	os.Exit(Run(os.Args[1:]))
 }
 

@@ -21,10 +21,16 @@ package main
 
 import (
 	"os"
+	"runtime"
 
 	"github.com/lockdir/lockdir/internal/cli"
 )
 
 func main() {
+	// One P, as package internal/oneproc sets for the plain build, where
+	// it is done in a package init to save page faults (see there). Not
+	// imported here: this package's tests run an etcd server, which would
+	// run on one P too.
+	runtime.GOMAXPROCS(1)
 	os.Exit(cli.RunCluster(os.Args[1:], etcdCluster{}))
 }
