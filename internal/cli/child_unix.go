@@ -33,8 +33,8 @@ import (
 // on), lockdir stops too, so that the shell that started lockdir sees the
 // job stop and regains the terminal; when lockdir is continued (fg, bg),
 // it gives the terminal back if it has it and continues the command.
-func runChild(path string, argv []string, sigs chan os.Signal) error {
-	c, err := startChild(path, argv, os.Environ())
+func runChild(path string, argv []string, sigs chan os.Signal, pin *cpuPin) error {
+	c, err := startChild(path, argv, os.Environ(), pin)
 	if err != nil {
 		return err
 	}
@@ -58,11 +58,14 @@ type child struct {
 }
 
 // startChild starts the command in a process group of its own, in the
-// foreground of lockdir's terminal if lockdir is.
-func startChild(path string, argv, env []string) (*child, error) {
+// foreground of lockdir's terminal if lockdir is. It releases pin (which
+// may be nil): the thread that starts the command first, since the command
+// inherits its affinity, the others once the command has started.
+func startChild(path string, argv, env []string, pin *cpuPin) (*child, error) {
 	c := &child{tty: foregroundTTY(), ourPgrp: syscall.Getpgrp()}
 	attr := &syscall.SysProcAttr{Setpgid: true}
-	dieWithLockdir(attr)
+	dieWithLockdir(attr) // on Linux, where pin does anything, it locks this thread
+	pin.releaseSelf()
 	if c.tty >= 0 {
 		// The child makes its group the terminal's foreground before its
 		// exec (with signals blocked, so without SIGTTOU).
@@ -80,6 +83,7 @@ func startChild(path string, argv, env []string) (*child, error) {
 		return nil, errorf(exitCannotRun, "", "lock: cannot run %s: %v", argv[0], err)
 	}
 	c.pid = pid
+	pin.release()
 	return c, nil
 }
 

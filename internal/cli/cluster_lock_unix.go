@@ -308,7 +308,7 @@ func runChildHeld(path string, argv []string, sigs chan os.Signal, id uint32, h 
 	// The hold's fencing token, for a command whose storage can reject
 	// the writes of a holder that lost the lock (docs/etcd.md,
 	// "Fencing").
-	c, err := startChild(path, argv, withToken(os.Environ(), h.Token()))
+	c, err := startChild(path, argv, withToken(os.Environ(), h.Token()), nil)
 	if err != nil {
 		return err
 	}
