@@ -196,13 +196,18 @@ func (c *Child) await(d time.Duration) (line string, ok, eof bool) {
 
 // Next returns the next line the child prints, without its newline. It
 // stops the test if the child exits with no more lines, or prints none
-// within timeout.
+// within timeout; a child that closed its output but does not exit within
+// timeout either stops the test too, rather than hang it.
 func (c *Child) Next(timeout time.Duration) string {
 	c.t.Helper()
 	line, ok, eof := c.await(timeout)
 	switch {
 	case eof:
-		<-c.exited
+		select {
+		case <-c.exited:
+		case <-time.After(timeout):
+			c.t.Fatalf("%v closed its output but did not exit within %v; stderr:\n%s", c, timeout, c.Stderr())
+		}
 		c.t.Fatalf("%v exited (%v) with no more output; stderr:\n%s", c, c.err, c.Stderr())
 	case !ok:
 		c.t.Fatalf("%v printed nothing within %v; stderr:\n%s", c, timeout, c.Stderr())

@@ -3,6 +3,7 @@ package childproc_test
 import (
 	"bufio"
 	"fmt"
+	"io"
 	"os"
 	"strings"
 	"testing"
@@ -45,6 +46,10 @@ func TestMain(m *testing.M) {
 	case "fail":
 		fmt.Fprintln(os.Stderr, "the reason")
 		os.Exit(3)
+	case "closeout":
+		// Close stdout, and live on until the end of input.
+		os.Stdout.Close()
+		io.Copy(io.Discard, os.Stdin)
 	case "orphan":
 		orphanRole()
 	case "orphanprint":
@@ -130,6 +135,7 @@ func TestChildFailures(t *testing.T) {
 	r := childproc.NewRecorder(t)
 	talk := childproc.Start(r, childproc.Spec{Role: "childproc/talk"})
 	fail := childproc.Start(r, childproc.Spec{Role: "childproc/fail"})
+	closed := childproc.Start(r, childproc.Spec{Role: "childproc/closeout"})
 	for _, tc := range []struct {
 		name string
 		fn   func()
@@ -139,6 +145,7 @@ func TestChildFailures(t *testing.T) {
 		{"Next with nothing printed", func() { talk.Next(50 * time.Millisecond) }, "printed nothing within 50ms"},
 		{"Quiet while it prints", func() { talk.Send("x"); talk.Quiet(10*time.Second, "it should not") }, `printed "x", but it should not`},
 		{"Next after exit with no output", func() { fail.Next(10 * time.Second) }, "exited (exit status 3) with no more output; stderr:\nthe reason"},
+		{"Next after its output closed, alive", func() { closed.Next(50 * time.Millisecond) }, "closed its output but did not exit within 50ms"},
 		{"Quiet after exit", func() { fail.Quiet(10*time.Second, "it should live") }, "exited, but it should live"},
 		{"Wait on exit status 3", func() {
 			if fail.Wait(10 * time.Second) {
