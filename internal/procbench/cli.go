@@ -17,6 +17,12 @@ type cliConfig struct {
 	lockdir string // the lockdir binary; built if empty
 	goCmd   string // the go command; default $GO, else go
 	fifo    bool   // run the children with SCHED_FIFO (see realtime)
+	// copies is how many copies of each binary the runs of its variants
+	// take turns with (1 or more). Two copies of one binary, the same
+	// bytes in files of their own, differed by up to 3% in start-up time
+	// (docs/performance.md, "Round seven"): where a file's pages happen
+	// to lie in memory moves a ratio as much as a change worth measuring.
+	copies int
 }
 
 // The minimal Go programs, built from this package's testdata.
@@ -65,8 +71,12 @@ func runCLI(w io.Writer, c cliConfig) error {
 	if err != nil {
 		return err
 	}
-	g := cliGroup(w, bins, env, lockFile)
-	header := fmt.Sprintf("# procbench cli: %d rounds, lock directory and flock file under %s, %d CPUs, SCHED_FIFO %v", c.rounds, c.dir, numCPU(), c.fifo)
+	copies, err := bins.copied(max(c.copies, 1))
+	if err != nil {
+		return err
+	}
+	g := cliGroup(w, copies, env, lockFile)
+	header := fmt.Sprintf("# procbench cli: %d rounds, lock directory and flock file under %s, %d CPUs, SCHED_FIFO %v, %d copies of each binary", c.rounds, c.dir, numCPU(), c.fifo, max(c.copies, 1))
 	if err := benchmark(w, header, []group{g}, c.rounds, c.fifo, nil); err != nil {
 		return err
 	}
@@ -76,6 +86,40 @@ func runCLI(w io.Writer, c cliConfig) error {
 // cliBinaries are the programs the CLI benchmark runs.
 type cliBinaries struct {
 	lockdir, minexec, minexecAfero, minexecSig, minForkExec string
+}
+
+// cliCopies are n copies of each of the programs, the first the program
+// itself.
+type cliCopies struct {
+	lockdir, minexec, minexecAfero, minexecSig, minForkExec []string
+}
+
+// copied makes n-1 copies of each binary, each a file of its own next to
+// it (lockdir's next to the others, even if c names one elsewhere).
+func (b cliBinaries) copied(n int) (cliCopies, error) {
+	dir := filepath.Dir(b.minexec)
+	var c cliCopies
+	for _, p := range []struct {
+		path string
+		dst  *[]string
+	}{
+		{b.lockdir, &c.lockdir}, {b.minexec, &c.minexec}, {b.minexecAfero, &c.minexecAfero},
+		{b.minexecSig, &c.minexecSig}, {b.minForkExec, &c.minForkExec},
+	} {
+		*p.dst = []string{p.path}
+		data, err := os.ReadFile(p.path)
+		if err != nil {
+			return cliCopies{}, err
+		}
+		for i := 1; i < n; i++ {
+			cp := filepath.Join(dir, fmt.Sprintf("%s.copy%d", filepath.Base(p.path), i))
+			if err := os.WriteFile(cp, data, 0o755); err != nil {
+				return cliCopies{}, err
+			}
+			*p.dst = append(*p.dst, cp)
+		}
+	}
+	return c, nil
 }
 
 // buildAll builds the minimal Go programs into bin, and lockdir unless
@@ -116,11 +160,14 @@ func prepareLocks(root, lockdir string) (env []string, lockFile string, err erro
 }
 
 // cliGroup returns the CLI benchmark's variants and ratios, flock(1)'s
-// left out, and said so on w, where it is not installed.
-func cliGroup(w io.Writer, bins cliBinaries, env []string, lockFile string) group {
-	run := func(path string, args ...string) func() *exec.Cmd {
+// left out, and said so on w, where it is not installed. Each variant's
+// runs take the copies of its binary in turn.
+func cliGroup(w io.Writer, bins cliCopies, env []string, lockFile string) group {
+	run := func(paths []string, args ...string) func() *exec.Cmd {
+		next := 0
 		return func() *exec.Cmd {
-			cmd := exec.Command(path, args...)
+			cmd := exec.Command(paths[next%len(paths)], args...)
+			next++
 			cmd.Env = env
 			return cmd
 		}
@@ -128,7 +175,7 @@ func cliGroup(w io.Writer, bins cliBinaries, env []string, lockFile string) grou
 	g := group{name: "CLI"}
 	flock, err := exec.LookPath("flock")
 	if err == nil {
-		g.variants = append(g.variants, variant{name: "flock", command: run(flock, lockFile, "true")})
+		g.variants = append(g.variants, variant{name: "flock", command: run([]string{flock}, lockFile, "true")})
 	} else {
 		fmt.Fprintf(w, "# flock(1) not found (%v): its row is left out\n", err)
 	}

@@ -8,7 +8,7 @@
 // order, so that a machine whose load drifts shifts them together.
 //
 //	go run ./internal/procbench cold [-dir /dev/shm] [-n 2048,10000] [-rounds 15]
-//	go run ./internal/procbench cli [-dir /dev/shm] [-rounds 25]
+//	go run ./internal/procbench cli [-dir /dev/shm] [-rounds 25] [-copies 3]
 //
 // cold is issue 11's short-lived process: a fresh process that opens a lock
 // directory and, for each of N allocated IDs whose lock files exist, calls
@@ -69,8 +69,9 @@ func main() {
 		}
 	case "cli":
 		lockdir := fl.String("lockdir", "", "the lockdir binary to measure (default: build ./cmd/lockdir)")
+		copies := fl.Int("copies", 3, "copies of each binary that its variant's runs take in turn")
 		fl.Parse(os.Args[2:])
-		err = runCLI(os.Stdout, cliConfig{dir: *dir, rounds: orDefault(*rounds, 25), lockdir: *lockdir, fifo: *fifo})
+		err = runCLI(os.Stdout, cliConfig{dir: *dir, rounds: orDefault(*rounds, 25), lockdir: *lockdir, fifo: *fifo, copies: *copies})
 	case "setup":
 		n := fl.Int("n", 2048, "number of IDs")
 		fl.Parse(os.Args[2:])
@@ -88,7 +89,7 @@ func main() {
 }
 
 func usage() {
-	fmt.Fprintln(os.Stderr, "usage: procbench cold [-dir DIR] [-n N,...] [-rounds R] [-extra] [-fifo]\n       procbench cli [-dir DIR] [-rounds R] [-fifo] [-lockdir BINARY]\n       procbench setup [-n N] DIR")
+	fmt.Fprintln(os.Stderr, "usage: procbench cold [-dir DIR] [-n N,...] [-rounds R] [-extra] [-fifo]\n       procbench cli [-dir DIR] [-rounds R] [-fifo] [-lockdir BINARY] [-copies N]\n       procbench setup [-n N] DIR")
 	os.Exit(2)
 }
 

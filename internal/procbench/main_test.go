@@ -5,6 +5,7 @@ package main
 import (
 	"bytes"
 	"fmt"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -160,5 +161,50 @@ func TestRealtime(t *testing.T) {
 	}
 	if filepath.Base(cmd.Path) != "chrt" {
 		t.Errorf("path %q, want chrt", cmd.Path)
+	}
+}
+
+// TestCLICopies checks that copied makes files of their own with the same
+// bytes, and that each variant's runs take its copies in turn.
+func TestCLICopies(t *testing.T) {
+	dir := t.TempDir()
+	var b cliBinaries
+	for i, p := range []*string{&b.lockdir, &b.minexec, &b.minexecAfero, &b.minexecSig, &b.minForkExec} {
+		*p = filepath.Join(dir, fmt.Sprintf("bin%d", i))
+		if err := os.WriteFile(*p, []byte(*p), 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	c, err := b.copied(3)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, paths := range [][]string{c.lockdir, c.minexec, c.minexecAfero, c.minexecSig, c.minForkExec} {
+		if len(paths) != 3 {
+			t.Fatalf("copies %v, want 3", paths)
+		}
+		want, err := os.ReadFile(paths[0])
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, p := range paths[1:] {
+			got, err := os.ReadFile(p)
+			if err != nil || !bytes.Equal(got, want) || p == paths[0] {
+				t.Errorf("copy %s of %s: %q, %v", p, paths[0], got, err)
+			}
+		}
+	}
+	g := cliGroup(io.Discard, c, nil, filepath.Join(dir, "flockfile"))
+	for _, v := range g.variants {
+		if v.name == "flock" {
+			continue
+		}
+		var seen []string
+		for range 4 {
+			seen = append(seen, v.command().Path)
+		}
+		if seen[0] == seen[1] || seen[1] == seen[2] || seen[0] == seen[2] || seen[3] != seen[0] {
+			t.Errorf("%s ran %v, want three copies in turn", v.name, seen)
+		}
 	}
 }

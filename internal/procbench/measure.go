@@ -6,6 +6,7 @@ import (
 	"bytes"
 	"fmt"
 	"io"
+	"math/rand/v2"
 	"os"
 	"os/exec"
 	"slices"
@@ -124,19 +125,25 @@ func realtime(groups []group) error {
 type results map[string]map[string][]sample
 
 // measure runs one untimed warm-up round and then rounds measured rounds. In
-// round r each group runs its variants starting at the r-th, so that no
-// variant always runs first or right after another. Each sample is printed
-// to w as a benchmark line as soon as it is taken.
+// each round each group runs its variants in an order of their own, drawn
+// from a fixed seed, so that no variant always runs first or right after
+// another. The rotation this replaced kept each variant's predecessor
+// (go-floor always followed flock(1), lockdir go-forkexec-signals), and a
+// process's start-up may depend on what ran just before it; in three runs
+// each the two orders measured the same within the runs' spread
+// (docs/performance.md, "Round seven"). Each sample is printed to w as a
+// benchmark line as soon as it is taken.
 func measure(w io.Writer, groups []group, rounds int) (results, error) {
 	res := results{}
 	for _, g := range groups {
 		res[g.name] = map[string][]sample{}
 	}
+	rng := rand.New(rand.NewPCG(12, 2026))
 	for r := -1; r < rounds; r++ {
 		fmt.Fprintf(os.Stderr, "procbench: round %d of %d\r", r+1, rounds)
 		for _, g := range groups {
-			for k := range g.variants {
-				v := &g.variants[(k+max(r, 0))%len(g.variants)]
+			for _, k := range rng.Perm(len(g.variants)) {
+				v := &g.variants[k]
 				s, err := v.run()
 				if err != nil {
 					return nil, fmt.Errorf("%s: %w", g.name, err)
