@@ -59,8 +59,8 @@ type child struct {
 
 // startChild starts the command in a process group of its own, in the
 // foreground of lockdir's terminal if lockdir is. It releases pin (which
-// may be nil): the thread that starts the command first, since the command
-// inherits its affinity, the others once the command has started.
+// may be nil) on the thread that starts the command, whose affinity the
+// command inherits.
 func startChild(path string, argv, env []string, pin *cpuPin) (*child, error) {
 	c := &child{tty: foregroundTTY(), ourPgrp: syscall.Getpgrp()}
 	attr := &syscall.SysProcAttr{Setpgid: true}
@@ -83,7 +83,6 @@ func startChild(path string, argv, env []string, pin *cpuPin) (*child, error) {
 		return nil, errorf(exitCannotRun, "", "lock: cannot run %s: %v", argv[0], err)
 	}
 	c.pid = pid
-	pin.release()
 	return c, nil
 }
 

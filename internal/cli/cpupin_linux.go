@@ -7,57 +7,73 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// A cpuPin holds lockdir's threads on one CPU while 'lockdir lock' starts,
-// and gives them back the affinity lockdir started with.
+// A cpuPin holds lockdir's threads on one CPU, from before 'lockdir lock'
+// catches its signals, and gives the command the affinity that lockdir
+// was started with.
 //
 // Why: signal.Notify makes a round trip to the runtime's signal-mask
 // thread for each of lock's seven signals, and each is a handoff between
-// two threads and back. Threads free to run anywhere hand off across CPUs,
-// and on a virtual machine waking the other CPU is the dearest part of a
-// handoff: the seven round trips took about 0.5-0.7 ms there, against
-// 0.25 ms with every thread on one CPU, and 'lockdir lock 7 -- true' ran
-// about 4% faster in all (docs/performance.md, "Round seven").
+// two threads and back; so, less often, are a wait in a system call and
+// the end of one. Threads free to run anywhere hand off across CPUs, and
+// on a virtual machine waking the other CPU is the dearest part of a
+// handoff: the seven round trips took 0.5-0.7 ms there, against 0.25 ms
+// with every thread on one CPU (docs/performance.md, "Round seven").
+// lockdir, on one P, does one thing at a time, so one CPU is all it can
+// use.
 //
 // Why every thread: the runtime hands a goroutine to whichever of its idle
 // threads comes first, and those made before the pin would still run
 // elsewhere (pinning the calling thread alone gained nothing); threads
-// made while pinned inherit the pin. The threads are found in
-// /proc/self/task. None of lockdir's ever exits (no goroutine of lockdir
-// ends while locked to its thread), so no ID read there can meanwhile
-// name another process's thread. Without /proc, nothing is pinned.
+// made later inherit the pin. Why for lockdir's whole life: giving the
+// other threads their CPUs back, before or after the command starts, made
+// 'lockdir lock 7 -- true' about 4% slower again, as the handoffs of the
+// wait for the command went back to crossing CPUs.
 //
-// lockdir is pinned only while it starts: release is called before any
-// wait (the lock busy, the long way through a Manager), and releaseSelf
-// before the command starts, on the thread that starts it, whose affinity
-// the command inherits; release follows once it has started.
+// The threads are found in /proc/self/task, each checked with tgkill(2)'s
+// signal 0 to be a thread of lockdir as lockdir's PID namespace numbers
+// them: a /proc of another namespace (unshare -p without a /proc of its
+// own) numbers them otherwise, and setting those numbers would move other
+// processes (review 17). Nothing is pinned without /proc, when lockdir may
+// run on one CPU only, or under a seccomp filter, which may kill a process
+// for sched_setaffinity(2) (systemd's SystemCallFilter=~@resources does).
 type cpuPin struct {
-	orig   unix.CPUSet // the affinity lockdir started with
-	pinned bool        // the threads other than the caller may still be pinned
+	orig unix.CPUSet // the affinity lockdir started with
+	one  unix.CPUSet // the CPU it is pinned to; empty if not pinned
 }
 
 // pinThreads puts every thread of lockdir on the CPU that the caller runs
-// on, unless lockdir may run on one CPU only anyway. It is best effort:
-// what it cannot do is left as it was.
+// on, when it can. It is best effort: what it cannot do is left as it was.
 func pinThreads() *cpuPin {
 	p := &cpuPin{}
-	if unix.SchedGetaffinity(0, &p.orig) != nil || p.orig.Count() < 2 {
+	if unix.SchedGetaffinity(0, &p.orig) != nil || p.orig.Count() < 2 || !seccompOff() {
 		return p
 	}
 	var cpu uint32
 	if _, _, errno := unix.RawSyscall(unix.SYS_GETCPU, uintptr(unsafe.Pointer(&cpu)), 0, 0); errno != 0 || !p.orig.IsSet(int(cpu)) {
 		return p
 	}
-	var one unix.CPUSet
-	one.Set(int(cpu))
-	p.pinned = setThreadsAffinity(&one)
+	tids, ok := ownThreads()
+	if !ok {
+		return p
+	}
+	p.one.Set(int(cpu))
+	for _, tid := range tids {
+		unix.SchedSetaffinity(tid, &p.one)
+	}
 	return p
 }
 
-// releaseSelf gives the calling thread the affinity lockdir started with.
-// The caller locks its goroutine to its thread first if it then starts the
-// command. It does nothing on a nil cpuPin or once released.
+// releaseSelf gives the calling thread the affinity lockdir started with,
+// for the command that it starts next, which inherits it: the caller
+// locks its goroutine to its thread first. A thread whose affinity is no
+// longer the pin is left as it is: an operator's taskset, or a cpuset
+// that changed and with it the affinity. It does nothing on a nil cpuPin.
 func (p *cpuPin) releaseSelf() {
-	if p == nil || !p.pinned {
+	if p == nil || p.one.Count() == 0 {
+		return
+	}
+	var cur unix.CPUSet
+	if unix.SchedGetaffinity(0, &cur) != nil || cur != p.one {
 		return
 	}
 	if unix.SchedSetaffinity(0, &p.orig) != nil {
@@ -72,23 +88,13 @@ func (p *cpuPin) releaseSelf() {
 	}
 }
 
-// release gives every thread of lockdir the affinity it started with, the
-// calling thread last. It is idempotent, and does nothing on a nil cpuPin.
-func (p *cpuPin) release() {
-	if p == nil || !p.pinned {
-		return
-	}
-	setThreadsAffinity(&p.orig)
-	p.releaseSelf()
-	p.pinned = false
-}
-
-// setThreadsAffinity sets the affinity of every thread of lockdir to set,
-// and reports whether it could list them.
-func setThreadsAffinity(set *unix.CPUSet) bool {
+// ownThreads returns the IDs of lockdir's threads, as listed in
+// /proc/self/task and checked to be lockdir's in its own PID namespace,
+// and reports whether the list includes the calling thread.
+func ownThreads() ([]int, bool) {
 	fd, err := unix.Open("/proc/self/task", unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
 	if err != nil {
-		return false
+		return nil, false
 	}
 	defer unix.Close(fd)
 	var buf [1024]byte
@@ -96,17 +102,33 @@ func setThreadsAffinity(set *unix.CPUSet) bool {
 	for {
 		n, err := unix.ReadDirent(fd, buf[:])
 		if err != nil {
-			return false
+			return nil, false
 		}
 		if n <= 0 {
 			break
 		}
 		_, _, names = unix.ParseDirent(buf[:n], -1, names)
 	}
+	pid, self := unix.Getpid(), unix.Gettid()
+	tids := make([]int, 0, len(names))
+	found := false
 	for _, name := range names {
-		if tid, err := strconv.Atoi(name); err == nil {
-			unix.SchedSetaffinity(tid, set)
+		tid, err := strconv.Atoi(name)
+		if err != nil || unix.Tgkill(pid, tid, 0) != nil {
+			continue
 		}
+		tids = append(tids, tid)
+		found = found || tid == self
 	}
-	return true
+	return tids, found
+}
+
+// seccompOff reports whether lockdir runs without a seccomp filter, as
+// prctl(PR_GET_SECCOMP) says. The question itself is safe to ask wherever
+// lockdir can start a command: the command's process calls prctl too, to
+// set its parent-death signal (child_pdeath.go), under the same filter.
+// Reading /proc/self/status instead cost about 50 us.
+func seccompOff() bool {
+	mode, err := unix.PrctlRetInt(unix.PR_GET_SECCOMP, 0, 0, 0, 0)
+	return err == nil && mode == 0
 }

@@ -13,8 +13,9 @@ import (
 )
 
 // TestPinThreads checks pinThreads on this test process's own threads:
-// every one on a single CPU, then the caller's own affinity back with
-// releaseSelf while the others stay, then every thread's with release.
+// every one on a single CPU; then, with releaseSelf, the caller's affinity
+// back while the others stay; and a thread whose affinity was changed
+// since (an operator's taskset) left as it is.
 func TestPinThreads(t *testing.T) {
 	runtime.LockOSThread() // so that "self" is one thread throughout
 	defer runtime.UnlockOSThread()
@@ -25,13 +26,16 @@ func TestPinThreads(t *testing.T) {
 	if orig.Count() < 2 {
 		t.Skip("this process may run on one CPU only: nothing to pin")
 	}
+	if !seccompOff() {
+		t.Skip("this process runs under a seccomp filter: pinThreads pins nothing")
+	}
 	want := threadAffinity(t, unix.Gettid())
 	if len(threadAffinities(t)) < 2 {
 		t.Fatal("the test process has one thread")
 	}
+	t.Cleanup(func() { setAllThreads(t, &orig) })
 
 	p := pinThreads()
-	defer p.release()
 	for tid, cpus := range threadAffinities(t) {
 		if strings.ContainsAny(cpus, ",-") {
 			t.Errorf("pinned: thread %d may run on CPUs %s", tid, cpus)
@@ -44,19 +48,63 @@ func TestPinThreads(t *testing.T) {
 			t.Errorf("after releaseSelf: this thread (%d) may run on CPUs %s, want %s", tid, cpus, want)
 		}
 		if tid != self && strings.ContainsAny(cpus, ",-") {
-			t.Errorf("after releaseSelf: thread %d may run on CPUs %s, want one only until release", tid, cpus)
+			t.Errorf("after releaseSelf: thread %d may run on CPUs %s, want the pinned one only", tid, cpus)
 		}
 	}
-	p.release()
-	p.release() // idempotent
-	for tid, cpus := range threadAffinities(t) {
-		if cpus != want {
-			t.Errorf("after release: thread %d may run on CPUs %s, want %s", tid, cpus, want)
+
+	// Pinned again, then moved to another CPU by someone else: left there.
+	p = pinThreads()
+	other := -1
+	for i := range len(orig) * 64 {
+		if orig.IsSet(i) && !p.one.IsSet(i) {
+			other = i
+			break
 		}
 	}
+	var moved unix.CPUSet
+	moved.Set(other)
+	if err := unix.SchedSetaffinity(0, &moved); err != nil {
+		t.Fatal(err)
+	}
+	p.releaseSelf()
+	if got, want := threadAffinity(t, unix.Gettid()), strconv.Itoa(other); got != want {
+		t.Errorf("releaseSelf on a thread moved to CPU %d since the pin: CPUs %s, want %s", other, got, want)
+	}
+
 	var nilPin *cpuPin
 	nilPin.releaseSelf()
-	nilPin.release()
+}
+
+// TestSeccompOff checks seccompOff against /proc/self/status, which says
+// the same in its Seccomp line (proc(5)).
+func TestSeccompOff(t *testing.T) {
+	b, err := os.ReadFile("/proc/self/status")
+	if err != nil {
+		t.Skip(err)
+	}
+	var line string
+	for l := range strings.Lines(string(b)) {
+		if v, ok := strings.CutPrefix(l, "Seccomp:"); ok {
+			line = strings.TrimSpace(v)
+		}
+	}
+	if line == "" {
+		t.Skip("no Seccomp line in /proc/self/status")
+	}
+	if got, want := seccompOff(), line == "0"; got != want {
+		t.Errorf("seccompOff() = %v, but /proc/self/status says Seccomp: %s", got, line)
+	}
+}
+
+// setAllThreads gives every thread of the test process the affinity set.
+func setAllThreads(t *testing.T, set *unix.CPUSet) {
+	t.Helper()
+	tids, _ := ownThreads()
+	for _, tid := range tids {
+		if err := unix.SchedSetaffinity(tid, set); err != nil {
+			t.Errorf("restoring thread %d's affinity: %v", tid, err)
+		}
+	}
 }
 
 // threadAffinities returns each thread's Cpus_allowed_list by thread ID.

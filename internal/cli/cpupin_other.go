@@ -9,5 +9,3 @@ type cpuPin struct{}
 func pinThreads() *cpuPin { return &cpuPin{} }
 
 func (p *cpuPin) releaseSelf() {}
-
-func (p *cpuPin) release() {}

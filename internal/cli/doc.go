@@ -14,8 +14,9 @@
 // version.go version; and quit.go the quiet exit on SIGQUIT. lock is
 // lock_cmd.go (the command), lockflags.go (flock(1)'s flags), lock_unix.go
 // (taking the lock), child_unix.go (running the command, signals and job
-// control) and cpupin_linux.go (its threads on one CPU while it starts;
-// cpupin_other.go elsewhere), or lock_other.go where flock(2) is missing. check is check.go
+// control) and cpupin_linux.go (its threads on one CPU, its command's
+// affinity as lockdir's was; cpupin_other.go elsewhere), or lock_other.go
+// where flock(2) is missing. check is check.go
 // (the command and its result), check_workers.go (the parent's side of its
 // processes), check_worker.go (one process), check_counter.go (the file
 // they count in), check_record.go (the record in it of the ID a check

@@ -66,14 +66,13 @@ func startLock(argv []string) (sigs chan os.Signal, path string, err error) {
 
 // runLock takes lock id as o says and runs argv while holding it.
 func runLock(g *globals, o *lockOptions, id uint32, argv []string) error {
-	// Released before any wait and before the command starts; a lockdir
-	// that exits before either need not restore anything.
+	// For lockdir's whole life; the command gets lockdir's own affinity.
 	pin := pinThreads()
 	sigs, path, err := startLock(argv)
 	if err != nil {
 		return err
 	}
-	fd, err := lockCurrentFile(g, o, id, sigs, pin)
+	fd, err := lockCurrentFile(g, o, id, sigs)
 	if err != nil {
 		return err
 	}
@@ -96,12 +95,11 @@ func runLock(g *globals, o *lockOptions, id uint32, argv []string) error {
 // next process would then lock a new one (review 11a). Then it opens the
 // name again and waits for that lock, within what is left of -w: -w
 // bounds the whole wait, however often the file is replaced (review 12).
-// Before any wait, it releases pin.
-func lockCurrentFile(g *globals, o *lockOptions, id uint32, sigs <-chan os.Signal, pin *cpuPin) (int, error) {
+func lockCurrentFile(g *globals, o *lockOptions, id uint32, sigs <-chan os.Signal) (int, error) {
 	start := time.Now()
 	timeout := o.timeout()
 	for {
-		fd, name, err := openLockFD(g, id, sigs, pin)
+		fd, name, err := openLockFD(g, id, sigs)
 		if err != nil {
 			return -1, err
 		}
@@ -109,7 +107,7 @@ func lockCurrentFile(g *globals, o *lockOptions, id uint32, sigs <-chan os.Signa
 		if timeout > 0 {
 			left = max(timeout-time.Since(start), time.Nanosecond)
 		}
-		waited, err := takeLock(g, o, id, fd, left, sigs, pin)
+		waited, err := takeLock(g, o, id, fd, left, sigs)
 		if err != nil {
 			return -1, err
 		}
@@ -141,16 +139,15 @@ func fileReplaced(fd int, name string) bool {
 }
 
 // takeLock waits for lock id on fd, shared or not as o says, for timeout
-// (see lockOptions.timeout), and reports whether it had to wait, which it
-// does only once pin is released. When the lock stays busy, or a signal
-// ends the wait, it returns the status to exit with, saying why with
-// --verbose.
-func takeLock(g *globals, o *lockOptions, id uint32, fd int, timeout time.Duration, sigs <-chan os.Signal, pin *cpuPin) (waited bool, err error) {
+// (see lockOptions.timeout), and reports whether it had to wait. When the
+// lock stays busy, or a signal ends the wait, it returns the status to
+// exit with, saying why with --verbose.
+func takeLock(g *globals, o *lockOptions, id uint32, fd int, timeout time.Duration, sigs <-chan os.Signal) (waited bool, err error) {
 	how := unix.LOCK_EX
 	if o.shared {
 		how = unix.LOCK_SH
 	}
-	waited, err = waitLock(fd, how, timeout, sigs, pin)
+	waited, err = waitLock(fd, how, timeout, sigs)
 	var busy busyError
 	var se signalError
 	switch {
@@ -211,8 +208,8 @@ func lookPathReason(err error) error {
 // through a Manager, which creates it if needed, and checks, repairs or
 // explains as every other command does; a signal ends that wait for the
 // master lock, as it ends the wait for the lock itself.
-func openLockFD(g *globals, id uint32, sigs <-chan os.Signal, pin *cpuPin) (fd int, name string, err error) {
-	f, err := openLockFile(g, id, sigs, pin)
+func openLockFD(g *globals, id uint32, sigs <-chan os.Signal) (fd int, name string, err error) {
+	f, err := openLockFile(g, id, sigs)
 	if err != nil {
 		return -1, "", err
 	}
@@ -226,9 +223,8 @@ func openLockFD(g *globals, id uint32, sigs <-chan os.Signal, pin *cpuPin) (fd i
 	return fd, f.Name(), nil
 }
 
-// openLockFile opens lock id's file, the short way if it can. The long way
-// can wait for the master lock: pin is released first.
-func openLockFile(g *globals, id uint32, sigs <-chan os.Signal, pin *cpuPin) (*os.File, error) {
+// openLockFile opens lock id's file, the short way if it can.
+func openLockFile(g *globals, id uint32, sigs <-chan os.Signal) (*os.File, error) {
 	dir, opts, err := g.dirOptions()
 	if err != nil {
 		return nil, err
@@ -236,7 +232,6 @@ func openLockFile(g *globals, id uint32, sigs <-chan os.Signal, pin *cpuPin) (*o
 	if f, ok := filelock.QuickOpenLockFile(dir, id, opts...); ok {
 		return f, nil
 	}
-	pin.release()
 	var f *os.File // set by op; read only once untilSignal saw it return
 	err = untilSignal(sigs, func() error {
 		var err error
@@ -335,7 +330,7 @@ func (e signalError) Error() string { return e.sig.String() + " received" }
 // that goroutine still blocked; lockdir then exits, and the kernel drops
 // the waiter with the process. So waitLock must only be used by a process
 // that exits when it fails.
-func waitLock(fd, how int, timeout time.Duration, sigs <-chan os.Signal, pin *cpuPin) (waited bool, err error) {
+func waitLock(fd, how int, timeout time.Duration, sigs <-chan os.Signal) (waited bool, err error) {
 	err = flockRetry(fd, how|unix.LOCK_NB)
 	if err != unix.EWOULDBLOCK {
 		return false, err
@@ -343,7 +338,6 @@ func waitLock(fd, how int, timeout time.Duration, sigs <-chan os.Signal, pin *cp
 	if timeout == 0 {
 		return false, busyError{}
 	}
-	pin.release()
 	got := make(chan error, 1)
 	go func() { got <- flockRetry(fd, how) }()
 	var expired <-chan time.Time
@@ -389,8 +383,7 @@ func flockRetry(fd, how int) error {
 // lock was taken was lost half the time).
 //
 // The exec'd command gets the affinity of the thread that execs: pin is
-// released on that thread, last (lockdir's other threads end with the
-// exec).
+// released on that thread, last.
 func execLocked(fd int, path string, argv []string, sigs chan os.Signal, pin *cpuPin) error {
 	if _, err := unix.FcntlInt(uintptr(fd), unix.F_SETFD, 0); err != nil {
 		return fmt.Errorf("lock: keeping the lock across exec: %w", err)
