@@ -7,17 +7,17 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// A cpuPin holds lockdir's threads on one CPU, from before 'lockdir lock'
-// catches its signals, and gives the command the affinity that lockdir
-// was started with.
+// A cpuPin holds lockdir's threads on one CPU, from just before 'lockdir
+// lock' catches its signals, and gives the command the affinity that
+// lockdir was started with.
 //
 // Why: signal.Notify makes a round trip to the runtime's signal-mask
 // thread for each of lock's seven signals, and each is a handoff between
 // two threads and back; so, less often, are a wait in a system call and
 // the end of one. Threads free to run anywhere hand off across CPUs, and
 // on a virtual machine waking the other CPU is the dearest part of a
-// handoff: the seven round trips took 0.5-0.7 ms there, against 0.25 ms
-// with every thread on one CPU (docs/performance.md, "Round seven").
+// handoff: the seven round trips took 0.6-0.7 ms there, against 0.17-0.26
+// ms with every thread on one CPU (docs/performance.md, "Round seven").
 // lockdir, on one P, does one thing at a time, so one CPU is all it can
 // use.
 //
@@ -36,26 +36,43 @@ import (
 // processes (review 17). Nothing is pinned without /proc, when lockdir may
 // run on one CPU only, or under a seccomp filter, which may kill a process
 // for sched_setaffinity(2) (systemd's SystemCallFilter=~@resources does).
+//
+// Since Linux 6.2 the kernel keeps the set a thread last asked for with
+// sched_setaffinity, a fork passes it on, and a cpuset that grows widens a
+// thread's affinity only within it. A lockdir that nobody restricted
+// (its affinity is all its cpuset allows) gives the command's thread every
+// CPU, which the kernel bounds by the cpuset, so that the command follows
+// its cpuset as it would have without lockdir, not the set it had when
+// lockdir started (review 18). A lockdir started under taskset gives the
+// set it started with.
 type cpuPin struct {
-	orig unix.CPUSet // the affinity lockdir started with
-	one  unix.CPUSet // the CPU it is pinned to; empty if not pinned
+	back unix.CPUSet // what the command's thread gets: lockdir's affinity, or every CPU
+	one  unix.CPUSet // the CPU lockdir is pinned to; empty if not pinned
 }
 
 // pinThreads puts every thread of lockdir on the CPU that the caller runs
 // on, when it can. It is best effort: what it cannot do is left as it was.
 func pinThreads() *cpuPin {
 	p := &cpuPin{}
-	if unix.SchedGetaffinity(0, &p.orig) != nil || p.orig.Count() < 2 || !seccompOff() {
+	var orig unix.CPUSet
+	if unix.SchedGetaffinity(0, &orig) != nil || orig.Count() < 2 || !seccompOff() {
 		return p
 	}
 	var cpu uint32
-	if _, _, errno := unix.RawSyscall(unix.SYS_GETCPU, uintptr(unsafe.Pointer(&cpu)), 0, 0); errno != 0 || !p.orig.IsSet(int(cpu)) {
+	if _, _, errno := unix.RawSyscall(unix.SYS_GETCPU, uintptr(unsafe.Pointer(&cpu)), 0, 0); errno != 0 || !orig.IsSet(int(cpu)) {
 		return p
 	}
 	tids, ok := ownThreads()
 	if !ok {
 		return p
 	}
+	// What the cpuset allows: asking this thread (pinned next anyway) for
+	// every CPU gets it that.
+	all, allowed := allCPUs(), orig
+	if unix.SchedSetaffinity(0, &all) != nil || unix.SchedGetaffinity(0, &allowed) != nil {
+		allowed = orig
+	}
+	p.back = commandAffinity(orig, allowed)
 	p.one.Set(int(cpu))
 	for _, tid := range tids {
 		unix.SchedSetaffinity(tid, &p.one)
@@ -63,11 +80,12 @@ func pinThreads() *cpuPin {
 	return p
 }
 
-// releaseSelf gives the calling thread the affinity lockdir started with,
-// for the command that it starts next, which inherits it: the caller
-// locks its goroutine to its thread first. A thread whose affinity is no
-// longer the pin is left as it is: an operator's taskset, or a cpuset
-// that changed and with it the affinity. It does nothing on a nil cpuPin.
+// releaseSelf gives the calling thread the affinity lockdir started with
+// (or every CPU, see cpuPin), for the command that it starts next, which
+// inherits it: the caller locks its goroutine to its thread first. A
+// thread whose affinity is no longer the pin is left as it is: an
+// operator's taskset, or a cpuset that changed and with it the affinity.
+// It does nothing on a nil cpuPin.
 func (p *cpuPin) releaseSelf() {
 	if p == nil || p.one.Count() == 0 {
 		return
@@ -76,16 +94,33 @@ func (p *cpuPin) releaseSelf() {
 	if unix.SchedGetaffinity(0, &cur) != nil || cur != p.one {
 		return
 	}
-	if unix.SchedSetaffinity(0, &p.orig) != nil {
+	if unix.SchedSetaffinity(0, &p.back) != nil {
 		// No CPU of the set is allowed any more (a cpuset changed
 		// meanwhile): every CPU, which the kernel bounds by the cpuset,
 		// rather than leave the command on one CPU.
-		var all unix.CPUSet
-		for i := range len(all) * 64 {
-			all.Set(i)
-		}
+		all := allCPUs()
 		unix.SchedSetaffinity(0, &all)
 	}
+}
+
+// commandAffinity is the set that the command's thread asks for, given
+// lockdir's affinity orig and what its cpuset allows: every CPU if orig is
+// all the cpuset allows (nobody restricted lockdir), orig if it is less
+// (taskset did). See cpuPin.
+func commandAffinity(orig, allowed unix.CPUSet) unix.CPUSet {
+	if orig == allowed {
+		return allCPUs()
+	}
+	return orig
+}
+
+// allCPUs is the set of every CPU a CPUSet can name.
+func allCPUs() unix.CPUSet {
+	var all unix.CPUSet
+	for i := range len(all) * 64 {
+		all.Set(i)
+	}
+	return all
 }
 
 // ownThreads returns the IDs of lockdir's threads, as listed in
@@ -124,9 +159,11 @@ func ownThreads() ([]int, bool) {
 }
 
 // seccompOff reports whether lockdir runs without a seccomp filter, as
-// prctl(PR_GET_SECCOMP) says. The question itself is safe to ask wherever
-// lockdir can start a command: the command's process calls prctl too, to
-// set its parent-death signal (child_pdeath.go), under the same filter.
+// prctl(PR_GET_SECCOMP) says. The question itself is safe to ask: the Go
+// runtime calls prctl at start-up (PR_SET_VMA, to name its mappings), so
+// a filter that kills for prctl leaves no Go program running, and one
+// that refuses it with an error means no pin (review 18: this comment
+// first named the command's parent-death signal, which -F does without).
 // Reading /proc/self/status instead cost about 50 us.
 func seccompOff() bool {
 	mode, err := unix.PrctlRetInt(unix.PR_GET_SECCOMP, 0, 0, 0, 0)

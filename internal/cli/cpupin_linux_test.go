@@ -36,6 +36,9 @@ func TestPinThreads(t *testing.T) {
 	t.Cleanup(func() { setAllThreads(t, &orig) })
 
 	p := pinThreads()
+	if p.back != allCPUs() {
+		t.Errorf("pinThreads in a process nobody restricted: the command would ask for %v, want every CPU", p.back)
+	}
 	for tid, cpus := range threadAffinities(t) {
 		if strings.ContainsAny(cpus, ",-") {
 			t.Errorf("pinned: thread %d may run on CPUs %s", tid, cpus)
@@ -73,6 +76,33 @@ func TestPinThreads(t *testing.T) {
 
 	var nilPin *cpuPin
 	nilPin.releaseSelf()
+}
+
+// TestCommandAffinity checks what the command's thread asks for: every
+// CPU when lockdir had all its cpuset allows, so that the command follows
+// a cpuset that grows; what lockdir had when taskset restricted it.
+func TestCommandAffinity(t *testing.T) {
+	set := func(cpus ...int) unix.CPUSet {
+		var s unix.CPUSet
+		for _, c := range cpus {
+			s.Set(c)
+		}
+		return s
+	}
+	for _, tc := range []struct {
+		name          string
+		orig, allowed unix.CPUSet
+		want          unix.CPUSet
+	}{
+		{"unrestricted", set(0, 1), set(0, 1), allCPUs()},
+		{"unrestricted in a cpuset", set(2, 3), set(2, 3), allCPUs()},
+		{"taskset", set(0, 1), set(0, 1, 2, 3), set(0, 1)},
+		{"taskset in a cpuset", set(4, 6), set(4, 5, 6), set(4, 6)},
+	} {
+		if got := commandAffinity(tc.orig, tc.allowed); got != tc.want {
+			t.Errorf("%s: commandAffinity = %v, want %v", tc.name, got, tc.want)
+		}
+	}
 }
 
 // TestSeccompOff checks seccompOff against /proc/self/status, which says

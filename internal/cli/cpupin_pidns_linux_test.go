@@ -13,15 +13,18 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// TestPinThreadsForeignPIDNamespace (review 17): a lockdir in a PID
-// namespace of its own whose /proc is still the parent namespace's (unshare
-// -pf without --mount-proc, a container given the host's /proc) reads its
-// threads' IDs in /proc/self/task as the parent namespace numbers them, but
-// sched_setaffinity(2) takes IDs as lockdir's own namespace numbers them.
-// pinThreads and release then set the CPU affinity of whatever processes of
-// lockdir's namespace have those numbers: they are left on lockdir's CPUs
-// instead of their own. Here 100 processes on one CPU fill the numbers that
-// lockdir's threads get in the parent namespace; none may be moved.
+// TestPinThreadsForeignPIDNamespace (reviews 17 and 18): a lockdir in a
+// PID namespace of its own whose /proc is still the parent namespace's
+// (unshare -pf without --mount-proc, a container given the host's /proc)
+// reads its threads' IDs in /proc/self/task as the parent namespace numbers
+// them, but sched_setaffinity(2) takes IDs as lockdir's own namespace
+// numbers them: pinThreads must not set those numbers, which may be other
+// processes'. Here 300 processes of lockdir's namespace, from 150 numbers
+// on, so that other processes forking on a busy host do not push lockdir's
+// numbers past them, fill the numbers that lockdir's threads get in the
+// parent namespace, with the affinity the test started with (two CPUs or
+// more), which any pin to one CPU changes; none may be moved. (Review 18:
+// victims on one CPU could not show a pin to that CPU.)
 func TestPinThreadsForeignPIDNamespace(t *testing.T) {
 	if os.Geteuid() != 0 {
 		t.Skip("needs root for unshare -p")
@@ -35,37 +38,26 @@ func TestPinThreadsForeignPIDNamespace(t *testing.T) {
 	if err := unix.SchedGetaffinity(0, &orig); err != nil || orig.Count() < 2 {
 		t.Skip("this process may run on one CPU only: lockdir pins nothing")
 	}
-	victimCPU := -1
-	for i := 0; i < 1024; i++ {
-		if orig.IsSet(i) {
-			victimCPU = i
-			break
-		}
-	}
 	bin, dir := lockdirBinary(t), filepath.Join(t.TempDir(), "ld")
 	if out, err := exec.Command(bin, "--dir", dir, "init").CombinedOutput(); err != nil {
 		t.Fatalf("init: %v\n%s", err, out)
 	}
-	// Inside the new namespace: /proc/self is the parent namespace's view
-	// (readlink gives the parent's number H of the shell's child); writing
-	// ns_last_pid sets the new namespace's next number, so that the victims
-	// get numbers H+51..H+150 there, while in the parent namespace they and
-	// then lockdir's threads get numbers from about H+1 on.
 	script := fmt.Sprintf(`
 H=$(readlink /proc/self)
-echo $((H+50)) >/proc/sys/kernel/ns_last_pid || exit 9
-for i in $(seq 100); do taskset -c %d sleep 30 & done
+want=$(taskset -cp $$ | sed 's/.*: //')
+echo $((H+150)) >/proc/sys/kernel/ns_last_pid || exit 9
+for i in $(seq 300); do sleep 30 & done
 %s --dir %s lock 7 -- true || echo "lockdir failed: $?"
-for p in $(seq $((H+51)) $((H+150))); do
+for p in $(seq $((H+151)) $((H+450))); do
 	a=$(taskset -cp $p 2>/dev/null) || continue
 	case "$a" in
-	*": %d") ;;
-	*) echo "process $p of lockdir's namespace (not lockdir): $a" ;;
+	*": $want") ;;
+	*) echo "process $p of lockdir's namespace (not lockdir): $a, want $want" ;;
 	esac
 done
 kill $(jobs -p) 2>/dev/null
 exit 0
-`, victimCPU, bin, dir, victimCPU)
+`, bin, dir)
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	out, err := exec.CommandContext(ctx, "unshare", "-pf", "sh", "-c", script).CombinedOutput()
@@ -73,6 +65,6 @@ exit 0
 		t.Skipf("unshare -pf: %v\n%s", err, out)
 	}
 	if s := strings.TrimSpace(string(out)); s != "" {
-		t.Errorf("'lockdir lock' in a PID namespace with its parent's /proc changed other processes' CPU affinity (they were on CPU %d):\n%s", victimCPU, s)
+		t.Errorf("'lockdir lock' in a PID namespace with its parent's /proc changed other processes' CPU affinity:\n%s", s)
 	}
 }

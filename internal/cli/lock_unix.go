@@ -49,7 +49,8 @@ func caught(sigs []os.Signal) []os.Signal {
 }
 
 // startLock is the start of lock, on a directory or a cluster. It catches
-// lock's signals before anything else: from here on they are handled, not
+// lock's signals before anything else (on a directory, runLock pins its
+// threads just before, see cpuPin): from here on they are handled, not
 // fatal (a signal while waiting ends the wait with a status, and later ones
 // go to the command), and a Go program would drop a SIGUSR1 that came
 // before (TestLockSignalInStartupWindow). Then it resolves the command,
