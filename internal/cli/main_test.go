@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -20,6 +21,10 @@ func TestMain(m *testing.M) {
 // scriptCommands are the programs the test binary doubles as; sigcount and
 // the others are added by their files' init functions.
 var scriptCommands = map[string]func(){"lockdir": main}
+
+// scriptConditions are the scripts' own conditions, such as [seccomp],
+// added by their files' init functions where they mean anything.
+var scriptConditions = map[string]func() bool{}
 
 // main is cmd/lockdir's main, which this package cannot import. It sets
 // one P first, as cmd/lockdir's import of internal/oneproc does.
@@ -49,6 +54,12 @@ func TestScripts(t *testing.T) {
 		},
 		Cmds: map[string]func(ts *testscript.TestScript, neg bool, args []string){
 			"exitcode": clitest.ExitCode,
+		},
+		Condition: func(cond string) (bool, error) {
+			if f, ok := scriptConditions[cond]; ok {
+				return f(), nil
+			}
+			return false, fmt.Errorf("unknown condition %q", cond)
 		},
 	})
 }

@@ -11,7 +11,14 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-func init() { scriptCommands["noaffinity"] = noAffinityMain }
+func init() {
+	scriptCommands["noaffinity"] = noAffinityMain
+	// [seccomp]: the kernel has seccomp, which noaffinity needs.
+	scriptConditions["seccomp"] = func() bool {
+		_, err := unix.PrctlRetInt(unix.PR_GET_SECCOMP, 0, 0, 0, 0)
+		return err == nil
+	}
+}
 
 // noAffinityMain is the test scripts' "noaffinity COMMAND [ARGS...]": it
 // runs COMMAND under a seccomp filter that kills the process at its first
