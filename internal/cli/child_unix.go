@@ -64,7 +64,7 @@ type child struct {
 func startChild(path string, argv, env []string, pin *cpuPin) (*child, error) {
 	c := &child{tty: foregroundTTY(), ourPgrp: syscall.Getpgrp()}
 	attr := &syscall.SysProcAttr{Setpgid: true}
-	dieWithLockdir(attr) // on Linux, where pin does anything, it locks this thread
+	dieWithLockdir(attr)
 	pin.releaseSelf()
 	if c.tty >= 0 {
 		// The child makes its group the terminal's foreground before its

@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"runtime"
 	"strconv"
 	"unsafe"
 
@@ -82,14 +83,17 @@ func pinThreads() *cpuPin {
 
 // releaseSelf gives the calling thread the affinity lockdir started with
 // (or every CPU, see cpuPin), for the command that it starts next, which
-// inherits it: the caller locks its goroutine to its thread first. A
-// thread whose affinity is no longer the pin is left as it is: an
-// operator's taskset, or a cpuset that changed and with it the affinity.
-// It does nothing on a nil cpuPin.
+// inherits it. So that the command starts from that thread, releaseSelf
+// first locks the calling goroutine to it, for good (lockdir then starts
+// the command and exits with it). A thread whose affinity is no longer
+// the pin is left as it is: an operator's taskset, or a cpuset that
+// changed and with it the affinity. It does nothing on a nil cpuPin, nor
+// when nothing was pinned.
 func (p *cpuPin) releaseSelf() {
 	if p == nil || p.one.Count() == 0 {
 		return
 	}
+	runtime.LockOSThread()
 	var cur unix.CPUSet
 	if unix.SchedGetaffinity(0, &cur) != nil || cur != p.one {
 		return

@@ -8,7 +8,6 @@ import (
 	"os"
 	"os/exec"
 	"os/signal"
-	"runtime"
 	"syscall"
 	"time"
 
@@ -67,7 +66,7 @@ func startLock(argv []string) (sigs chan os.Signal, path string, err error) {
 
 // runLock takes lock id as o says and runs argv while holding it.
 func runLock(g *globals, o *lockOptions, id uint32, argv []string) error {
-	// For lockdir's whole life; the command gets lockdir's own affinity.
+	// For lockdir's whole life; the command gets its CPUs back (cpuPin).
 	pin := pinThreads()
 	sigs, path, err := startLock(argv)
 	if err != nil {
@@ -384,7 +383,7 @@ func flockRetry(fd, how int) error {
 // lock was taken was lost half the time).
 //
 // The exec'd command gets the affinity of the thread that execs: pin is
-// released on that thread, last.
+// released on it, last.
 func execLocked(fd int, path string, argv []string, sigs chan os.Signal, pin *cpuPin) error {
 	if _, err := unix.FcntlInt(uintptr(fd), unix.F_SETFD, 0); err != nil {
 		return fmt.Errorf("lock: keeping the lock across exec: %w", err)
@@ -394,7 +393,6 @@ func execLocked(fd int, path string, argv []string, sigs chan os.Signal, pin *cp
 		return err
 	}
 	signal.Reset()
-	runtime.LockOSThread()
 	pin.releaseSelf()
 	err := syscall.Exec(path, argv, os.Environ())
 	if err == syscall.ENOEXEC {
