@@ -75,7 +75,7 @@ func runCLI(w io.Writer, c cliConfig) error {
 	if err != nil {
 		return err
 	}
-	g := cliGroup(w, copies, env, lockFile)
+	g := cliGroup(w, bins, copies, env, lockFile)
 	header := fmt.Sprintf("# procbench cli: %d rounds, lock directory and flock file under %s, %d CPUs, SCHED_FIFO %v, %d copies of each binary", c.rounds, c.dir, numCPU(), c.fifo, max(c.copies, 1))
 	if err := benchmark(w, header, []group{g}, c.rounds, c.fifo, nil); err != nil {
 		return err
@@ -88,38 +88,27 @@ type cliBinaries struct {
 	lockdir, minexec, minexecAfero, minexecSig, minForkExec string
 }
 
-// cliCopies are n copies of each of the programs, the first the program
-// itself.
-type cliCopies struct {
-	lockdir, minexec, minexecAfero, minexecSig, minForkExec []string
-}
-
 // copied makes n-1 copies of each binary, each a file of its own next to
-// it (lockdir's next to the others, even if c names one elsewhere).
-func (b cliBinaries) copied(n int) (cliCopies, error) {
+// the minimal programs (lockdir's too, even if c names one elsewhere), and
+// returns, by binary, its n files: itself first.
+func (b cliBinaries) copied(n int) (map[string][]string, error) {
 	dir := filepath.Dir(b.minexec)
-	var c cliCopies
-	for _, p := range []struct {
-		path string
-		dst  *[]string
-	}{
-		{b.lockdir, &c.lockdir}, {b.minexec, &c.minexec}, {b.minexecAfero, &c.minexecAfero},
-		{b.minexecSig, &c.minexecSig}, {b.minForkExec, &c.minForkExec},
-	} {
-		*p.dst = []string{p.path}
-		data, err := os.ReadFile(p.path)
+	copies := make(map[string][]string)
+	for _, path := range []string{b.lockdir, b.minexec, b.minexecAfero, b.minexecSig, b.minForkExec} {
+		copies[path] = []string{path}
+		data, err := os.ReadFile(path)
 		if err != nil {
-			return cliCopies{}, err
+			return nil, err
 		}
 		for i := 1; i < n; i++ {
-			cp := filepath.Join(dir, fmt.Sprintf("%s.copy%d", filepath.Base(p.path), i))
+			cp := filepath.Join(dir, fmt.Sprintf("%s.copy%d", filepath.Base(path), i))
 			if err := os.WriteFile(cp, data, 0o755); err != nil {
-				return cliCopies{}, err
+				return nil, err
 			}
-			*p.dst = append(*p.dst, cp)
+			copies[path] = append(copies[path], cp)
 		}
 	}
-	return c, nil
+	return copies, nil
 }
 
 // buildAll builds the minimal Go programs into bin, and lockdir unless
@@ -161,9 +150,14 @@ func prepareLocks(root, lockdir string) (env []string, lockFile string, err erro
 
 // cliGroup returns the CLI benchmark's variants and ratios, flock(1)'s
 // left out, and said so on w, where it is not installed. Each variant's
-// runs take the copies of its binary in turn.
-func cliGroup(w io.Writer, bins cliCopies, env []string, lockFile string) group {
-	run := func(paths []string, args ...string) func() *exec.Cmd {
+// runs take the copies of its binary in turn (copied's; a binary without
+// copies runs itself).
+func cliGroup(w io.Writer, bins cliBinaries, copies map[string][]string, env []string, lockFile string) group {
+	run := func(path string, args ...string) func() *exec.Cmd {
+		paths := copies[path]
+		if len(paths) == 0 {
+			paths = []string{path}
+		}
 		next := 0
 		return func() *exec.Cmd {
 			cmd := exec.Command(paths[next%len(paths)], args...)
@@ -175,7 +169,7 @@ func cliGroup(w io.Writer, bins cliCopies, env []string, lockFile string) group 
 	g := group{name: "CLI"}
 	flock, err := exec.LookPath("flock")
 	if err == nil {
-		g.variants = append(g.variants, variant{name: "flock", command: run([]string{flock}, lockFile, "true")})
+		g.variants = append(g.variants, variant{name: "flock", command: run(flock, lockFile, "true")})
 	} else {
 		fmt.Fprintf(w, "# flock(1) not found (%v): its row is left out\n", err)
 	}

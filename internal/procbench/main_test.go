@@ -179,8 +179,9 @@ func TestCLICopies(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, paths := range [][]string{c.lockdir, c.minexec, c.minexecAfero, c.minexecSig, c.minForkExec} {
-		if len(paths) != 3 {
+	for _, bin := range []string{b.lockdir, b.minexec, b.minexecAfero, b.minexecSig, b.minForkExec} {
+		paths := c[bin]
+		if len(paths) != 3 || paths[0] != bin {
 			t.Fatalf("copies %v, want 3", paths)
 		}
 		want, err := os.ReadFile(paths[0])
@@ -194,7 +195,7 @@ func TestCLICopies(t *testing.T) {
 			}
 		}
 	}
-	g := cliGroup(io.Discard, c, nil, filepath.Join(dir, "flockfile"))
+	g := cliGroup(io.Discard, b, c, nil, filepath.Join(dir, "flockfile"))
 	for _, v := range g.variants {
 		if v.name == "flock" {
 			continue
