@@ -3,7 +3,6 @@
 package filelock
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"os"
@@ -15,20 +14,13 @@ import (
 	"github.com/lockdir/lockdir/internal/childproc"
 )
 
-// cttyArgs and cttyResult are what TestPlantedTerminalChild is given and
-// returns.
+// cttyArgs is what TestPlantedTerminalChild is given; it replies a
+// childproc.Planted.
 type cttyArgs struct {
 	Dir    string
 	GID    int    // WithSharedGroup, or -1
 	Target string // the name in Dir to plant the terminal at
 	Op     string // what to call: open, quick, openlockfile, lock
-}
-
-type cttyResult struct {
-	Skip    string `json:",omitempty"` // why no terminal could be planted
-	Before  string `json:",omitempty"` // a controlling terminal before the call
-	Refused string `json:",omitempty"` // the call's error, "" if it took the file
-	After   string `json:",omitempty"` // a controlling terminal after the call
 }
 
 // cttyID is the lock ID whose file the children open.
@@ -49,34 +41,13 @@ func TestPlantedTerminalChild(t *testing.T) {
 	// A terminal the child acquired hangs up when its master closes,
 	// which sends the child SIGHUP: it must still report.
 	signal.Ignore(syscall.SIGHUP)
-	childproc.Reply(plantedTerminal(a))
-}
-
-// plantedTerminal is what TestPlantedTerminalChild does.
-func plantedTerminal(a cttyArgs) cttyResult {
-	var r cttyResult
-	if err := childproc.ControllingTerminal(nil); err != nil {
-		r.Before = err.Error()
-		return r
-	}
-	master, err := childproc.PlantTerminal(filepath.Join(a.Dir, a.Target))
-	if errors.Is(err, childproc.ErrNoTerminal) {
-		r.Skip = err.Error()
-		return r
-	} else if err != nil {
-		r.Before = "planting: " + err.Error()
-		return r
-	}
-	defer master.Close()
 	var opts []Option
 	if a.GID >= 0 {
 		opts = append(opts, WithSharedGroup(a.GID))
 	}
-	r.Refused = errString(cttyCall(a.Op, a.Dir, opts))
-	if err := childproc.ControllingTerminal(master); err != nil {
-		r.After = err.Error()
-	}
-	return r
+	childproc.Reply(childproc.WithPlantedTerminal(filepath.Join(a.Dir, a.Target), func() error {
+		return cttyCall(a.Op, a.Dir, opts)
+	}))
 }
 
 // cttyCall makes the call op on the lock directory dir, and returns its
@@ -159,49 +130,20 @@ func TestPlantedTerminal(t *testing.T) {
 				opts = append(opts, WithSharedGroup(a.GID))
 			}
 			a.Dir = newLockDir(t, opts...)
-			r := runCttyChild(t, a)
-			if r.Skip != "" {
-				t.Skip(r.Skip)
-			}
-			if r.Before != "" {
-				t.Fatalf("the child is not a session leader without a controlling terminal: %s", r.Before)
-			}
+			r := childproc.RunPlanted(t, childproc.Spec{
+				Role: "ctty/plant", Args: a, Run: "^TestPlantedTerminalChild$", Dir: "/",
+			})
 			switch {
-			case tc.takes && r.Refused != "":
-				t.Errorf("%s refused a terminal planted at %s, which it takes unchecked: %s", tc.op, tc.target, r.Refused)
-			case !tc.takes && r.Refused == "":
+			case tc.takes && r.Err != "":
+				t.Errorf("%s refused a terminal planted at %s, which it takes unchecked: %s", tc.op, tc.target, r.Err)
+			case !tc.takes && r.Err == "":
 				t.Errorf("%s took a terminal planted at %s", tc.op, tc.target)
 			case !tc.takes:
-				t.Logf("refused: %s", r.Refused)
+				t.Logf("refused: %s", r.Err)
 			}
 			if r.After != "" {
 				t.Errorf("%s on a terminal planted at %s: %s", tc.op, tc.target, r.After)
 			}
 		})
 	}
-}
-
-// runCttyChild runs TestPlantedTerminalChild with a and decodes its
-// result; it skips the test where the child's mount namespace may not be
-// made.
-func runCttyChild(t *testing.T, a cttyArgs) cttyResult {
-	t.Helper()
-	cmd := childproc.Command(t, childproc.Spec{
-		Role: "ctty/plant", Args: a, Run: "^TestPlantedTerminalChild$", Dir: "/",
-		SysProcAttr: childproc.NewSession(),
-	})
-	var stderr bytes.Buffer
-	cmd.Stderr = &stderr
-	out, err := cmd.Output()
-	if errors.Is(err, syscall.EPERM) && cmd.Process == nil {
-		t.Skipf("starting a child in a mount namespace of its own: %v", err)
-	}
-	if err != nil {
-		t.Fatalf("child: %v\n%s\n%s", err, out, stderr.Bytes())
-	}
-	var r cttyResult
-	if err := childproc.Result(out, &r); err != nil {
-		t.Fatalf("child printed no result: %s\n%s", out, stderr.Bytes())
-	}
-	return r
 }

@@ -28,7 +28,8 @@
 // user_linux.go makes the throwaway users, and the directory and copy of the
 // binary they can reach, that multi-user tests run children as; tty_linux.go
 // starts a child in a session of its own, plants a terminal at a file's name
-// and tells whether the child acquired it as its controlling terminal.
+// and tells whether the child acquired it as its controlling terminal, and
+// holds both sides of such a test (WithPlantedTerminal, RunPlanted).
 package childproc
 
 import (

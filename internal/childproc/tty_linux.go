@@ -1,10 +1,12 @@
 package childproc
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"os"
 	"syscall"
+	"testing"
 
 	"golang.org/x/sys/unix"
 )
@@ -96,4 +98,75 @@ func ControllingTerminal(master *os.File) error {
 		return fmt.Errorf("TIOCGSID on the planted terminal's master: %w, want ENOTTY", err)
 	}
 	return nil
+}
+
+// A Planted is what a child that planted a terminal and made a call says
+// of it (WithPlantedTerminal), and what RunPlanted returns.
+type Planted struct {
+	Skip   string `json:",omitempty"` // why no terminal could be planted
+	Before string `json:",omitempty"` // a controlling terminal before the call, or a set-up's failure
+	Err    string `json:",omitempty"` // the call's error, "" if it took the file
+	After  string `json:",omitempty"` // a controlling terminal after the call
+}
+
+// WithPlantedTerminal is the child's side of a planted-terminal test, in a
+// child that NewSession started: it checks that the child has no
+// controlling terminal, plants one at path, makes call, and says whether
+// the call failed and whether the child now has a controlling terminal.
+// A terminal the child acquired hangs up when its master closes, which
+// sends the child SIGHUP; the caller ignores SIGHUP first, so as to still
+// reply.
+func WithPlantedTerminal(path string, call func() error) Planted {
+	var r Planted
+	if err := ControllingTerminal(nil); err != nil {
+		r.Before = err.Error()
+		return r
+	}
+	master, err := PlantTerminal(path)
+	if errors.Is(err, ErrNoTerminal) {
+		r.Skip = err.Error()
+		return r
+	} else if err != nil {
+		r.Before = "planting: " + err.Error()
+		return r
+	}
+	defer master.Close()
+	if err := call(); err != nil {
+		r.Err = err.Error()
+	}
+	if err := ControllingTerminal(master); err != nil {
+		r.After = err.Error()
+	}
+	return r
+}
+
+// RunPlanted runs the child s names, in a session and a mount namespace of
+// its own (NewSession), and returns the Planted it replied. It skips t
+// where the namespace may not be made or no terminal be planted, and
+// stops t if the child had a controlling terminal before its call, or
+// failed to set up.
+func RunPlanted(t testing.TB, s Spec) Planted {
+	t.Helper()
+	s.SysProcAttr = NewSession()
+	cmd := Command(t, s)
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	out, err := cmd.Output()
+	if errors.Is(err, syscall.EPERM) && cmd.Process == nil {
+		t.Skipf("starting a child in a mount namespace of its own: %v", err)
+	}
+	if err != nil {
+		t.Fatalf("child: %v\n%s\n%s", err, out, stderr.Bytes())
+	}
+	var r Planted
+	if err := Result(out, &r); err != nil {
+		t.Fatalf("child printed no result: %s\n%s", out, stderr.Bytes())
+	}
+	if r.Skip != "" {
+		t.Skip(r.Skip)
+	}
+	if r.Before != "" {
+		t.Fatalf("the child is not a session leader without a controlling terminal: %s", r.Before)
+	}
+	return r
 }

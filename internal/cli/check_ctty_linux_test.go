@@ -1,7 +1,6 @@
 package cli
 
 import (
-	"bytes"
 	"errors"
 	"os"
 	"os/signal"
@@ -13,18 +12,11 @@ import (
 	"github.com/lockdir/lockdir/internal/childproc"
 )
 
-// counterArgs and counterResult are what TestPlantedCounterChild is given
-// and returns.
+// counterArgs is what TestPlantedCounterChild is given; it replies a
+// childproc.Planted.
 type counterArgs struct {
 	Dir string
 	Op  string // free: freeDeadChecks; open: openCounter, as a worker does
-}
-
-type counterResult struct {
-	Skip   string `json:",omitempty"` // why no terminal could be planted
-	Before string `json:",omitempty"` // a controlling terminal before the call
-	Err    string `json:",omitempty"` // the call's error
-	After  string `json:",omitempty"` // a controlling terminal after the call
 }
 
 // plantedCounterName is a counter file's name, as counterPattern makes
@@ -50,46 +42,26 @@ func TestPlantedCounterChild(t *testing.T) {
 }
 
 // plantedCounter is what TestPlantedCounterChild does.
-func plantedCounter(a counterArgs) counterResult {
-	var r counterResult
-	if err := childproc.ControllingTerminal(nil); err != nil {
-		r.Before = err.Error()
-		return r
-	}
+func plantedCounter(a counterArgs) childproc.Planted {
 	m, err := filelock.Open(a.Dir)
 	if err != nil {
-		r.Before = err.Error()
-		return r
+		return childproc.Planted{Before: err.Error()}
 	}
 	defer m.Close()
 	path := filepath.Join(a.Dir, plantedCounterName)
-	master, err := childproc.PlantTerminal(path)
-	if errors.Is(err, childproc.ErrNoTerminal) {
-		r.Skip = err.Error()
-		return r
-	} else if err != nil {
-		r.Before = "planting: " + err.Error()
-		return r
-	}
-	defer master.Close()
-	switch a.Op {
-	case "free":
-		err = freeDeadChecks(m)
-	case "open":
-		var f *os.File
-		if f, err = openCounter(path); err == nil {
-			f.Close()
+	return childproc.WithPlantedTerminal(path, func() error {
+		switch a.Op {
+		case "free":
+			return freeDeadChecks(m)
+		case "open":
+			f, err := openCounter(path)
+			if err == nil {
+				f.Close()
+			}
+			return err
 		}
-	default:
-		err = errors.New("unknown op " + a.Op)
-	}
-	if err != nil {
-		r.Err = err.Error()
-	}
-	if err := childproc.ControllingTerminal(master); err != nil {
-		r.After = err.Error()
-	}
-	return r
+		return errors.New("unknown op " + a.Op)
+	})
 }
 
 // TestPlantedCounter checks that a terminal a group member planted at a
@@ -112,13 +84,9 @@ func TestPlantedCounter(t *testing.T) {
 				t.Fatal(err)
 			}
 			m.Close()
-			r := runCounterChild(t, counterArgs{Dir: dir, Op: op})
-			if r.Skip != "" {
-				t.Skip(r.Skip)
-			}
-			if r.Before != "" {
-				t.Fatalf("the child is not a session leader without a controlling terminal: %s", r.Before)
-			}
+			r := childproc.RunPlanted(t, childproc.Spec{
+				Role: "cli/counter", Args: counterArgs{Dir: dir, Op: op}, Run: "^TestPlantedCounterChild$", Dir: "/",
+			})
 			if op == "free" && r.Err != "" {
 				t.Errorf("freeDeadChecks stopped at a terminal planted as a counter file: %s", r.Err)
 			}
@@ -127,29 +95,4 @@ func TestPlantedCounter(t *testing.T) {
 			}
 		})
 	}
-}
-
-// runCounterChild runs TestPlantedCounterChild with a and decodes its
-// result; it skips the test where the child's mount namespace may not be
-// made.
-func runCounterChild(t *testing.T, a counterArgs) counterResult {
-	t.Helper()
-	cmd := childproc.Command(t, childproc.Spec{
-		Role: "cli/counter", Args: a, Run: "^TestPlantedCounterChild$", Dir: "/",
-		SysProcAttr: childproc.NewSession(),
-	})
-	var stderr bytes.Buffer
-	cmd.Stderr = &stderr
-	out, err := cmd.Output()
-	if errors.Is(err, syscall.EPERM) && cmd.Process == nil {
-		t.Skipf("starting a child in a mount namespace of its own: %v", err)
-	}
-	if err != nil {
-		t.Fatalf("child: %v\n%s\n%s", err, out, stderr.Bytes())
-	}
-	var r counterResult
-	if err := childproc.Result(out, &r); err != nil {
-		t.Fatalf("child printed no result: %s\n%s", out, stderr.Bytes())
-	}
-	return r
 }
