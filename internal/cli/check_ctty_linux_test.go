@@ -78,12 +78,7 @@ func TestPlantedCounter(t *testing.T) {
 	}
 	for _, op := range []string{"free", "open"} {
 		t.Run(op, func(t *testing.T) {
-			dir := filepath.Join(t.TempDir(), "ld")
-			m, err := filelock.Create(dir, 8)
-			if err != nil {
-				t.Fatal(err)
-			}
-			m.Close()
+			dir, _ := newDir(t, 8)
 			r := childproc.RunPlanted(t, childproc.Spec{
 				Role: "cli/counter", Args: counterArgs{Dir: dir, Op: op}, Run: "^TestPlantedCounterChild$", Dir: "/",
 			})

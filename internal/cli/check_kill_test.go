@@ -196,12 +196,7 @@ func TestCheckRemovesStaleCounterFiles(t *testing.T) {
 		{"old-locked", int64(counterSize(2)), true, true, true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			dir := filepath.Join(t.TempDir(), "ld")
-			m, err := filelock.Create(dir, 8)
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer m.Close()
+			dir, m := newDir(t, 8)
 			name := filepath.Join(dir, strings.Replace(counterPattern, "*", "left", 1))
 			if err := os.WriteFile(name, make([]byte, tc.size), 0o600); err != nil {
 				t.Fatal(err)
@@ -225,7 +220,7 @@ func TestCheckRemovesStaleCounterFiles(t *testing.T) {
 			if err := freeDeadChecks(m); err != nil {
 				t.Fatal(err)
 			}
-			_, err = os.Lstat(name)
+			_, err := os.Lstat(name)
 			if kept := err == nil; kept != tc.kept {
 				t.Errorf("counter file kept: %v (%v), want %v", kept, err, tc.kept)
 			}
@@ -238,12 +233,7 @@ func TestCheckRemovesStaleCounterFiles(t *testing.T) {
 // for a record: a symlink to a file whose record names a user's lock, a
 // directory, a FIFO (which must not block the check either).
 func TestCheckIgnoresPlantedCounters(t *testing.T) {
-	dir := filepath.Join(t.TempDir(), "ld")
-	m, err := filelock.Create(dir, 8)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer m.Close()
+	dir, m := newDir(t, 8)
 	if _, err := m.AllocateAndRetrieveLock(3); err != nil {
 		t.Fatal(err)
 	}

@@ -8,8 +8,6 @@ import (
 	"slices"
 	"strings"
 	"testing"
-
-	"github.com/lockdir/lockdir/filelock"
 )
 
 // TestCheckFreesRecordedID gives the next check the counter file of a
@@ -29,12 +27,7 @@ func TestCheckFreesRecordedID(t *testing.T) {
 		{"beyond-capacity", []uint32{2}, 4, 5, []uint32{2}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			dir := filepath.Join(t.TempDir(), "ld")
-			m, err := filelock.Create(dir, 8)
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer m.Close()
+			dir, m := newDir(t, 8)
 			for _, id := range tc.alloc {
 				if _, err := m.AllocateAndRetrieveLock(id); err != nil {
 					t.Fatal(err)

@@ -8,6 +8,7 @@ import (
 	"runtime"
 	"testing"
 
+	"github.com/lockdir/lockdir/filelock"
 	"github.com/lockdir/lockdir/internal/clitest"
 	"github.com/rogpeppe/go-internal/testscript"
 )
@@ -74,4 +75,17 @@ func lockdirBinary(t *testing.T) string {
 		t.Fatal(err)
 	}
 	return bin
+}
+
+// newDir creates a lock directory of n locks, ld in a temporary directory,
+// and returns its path and a Manager on it, closed when the test ends.
+func newDir(t *testing.T, n uint32) (string, *filelock.Manager) {
+	t.Helper()
+	dir := filepath.Join(t.TempDir(), "ld")
+	m, err := filelock.Create(dir, n)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { m.Close() })
+	return dir, m
 }

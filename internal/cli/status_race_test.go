@@ -3,12 +3,9 @@
 package cli
 
 import (
-	"path/filepath"
 	"sync/atomic"
 	"testing"
 	"time"
-
-	"github.com/lockdir/lockdir/filelock"
 )
 
 // TestStatusCapacityAllocatedRace (review 15; it found the contradiction
@@ -23,12 +20,7 @@ import (
 // directory from 4 to 8, allocates 6, frees it and shrinks back, over and
 // over, as another process would.
 func TestStatusCapacityAllocatedRace(t *testing.T) {
-	dir := filepath.Join(t.TempDir(), "ld")
-	m, err := filelock.Create(dir, 4)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer m.Close()
+	dir, m := newDir(t, 4)
 	var stop atomic.Bool
 	done := make(chan struct{})
 	go func() {
