@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"os/signal"
 	"syscall"
 	"testing"
 
@@ -114,9 +115,10 @@ type Planted struct {
 // controlling terminal, plants one at path, makes call, and says whether
 // the call failed and whether the child now has a controlling terminal.
 // A terminal the child acquired hangs up when its master closes, which
-// sends the child SIGHUP; the caller ignores SIGHUP first, so as to still
-// reply.
+// sends the child SIGHUP: the child ignores SIGHUP from here on, so as to
+// still reply.
 func WithPlantedTerminal(path string, call func() error) Planted {
+	signal.Ignore(syscall.SIGHUP)
 	var r Planted
 	if err := ControllingTerminal(nil); err != nil {
 		r.Before = err.Error()
