@@ -2,6 +2,7 @@ package cli
 
 import (
 	"runtime"
+	"slices"
 	"strconv"
 	"unsafe"
 
@@ -30,13 +31,19 @@ import (
 // 'lockdir lock 7 -- true' about 4% slower again, as the handoffs of the
 // wait for the command went back to crossing CPUs.
 //
-// The threads are found in /proc/self/task, each checked with tgkill(2)'s
-// signal 0 to be a thread of lockdir as lockdir's PID namespace numbers
-// them: a /proc of another namespace (unshare -p without a /proc of its
-// own) numbers them otherwise, and setting those numbers would move other
-// processes (review 17). Nothing is pinned without /proc, when lockdir may
-// run on one CPU only, or under a seccomp filter, which may kill a process
-// for sched_setaffinity(2) (systemd's SystemCallFilter=~@resources does).
+// The threads are found by their IDs, which Linux gives out in order: the
+// runtime says how many threads it made, and tgkill(2)'s signal 0 tries
+// lockdir's PID and the IDs after it until that many answer as lockdir's.
+// Only if they do not (another process took an ID in between, on a busy
+// host) is /proc/self/task listed, which cost 12-40 us in a new process,
+// against 1-2 us for the probe. Each listed ID is checked with tgkill too,
+// to be a thread of lockdir as lockdir's PID namespace numbers them: a
+// /proc of another namespace (unshare -p without a /proc of its own)
+// numbers them otherwise, and setting those numbers would move other
+// processes (review 17). Nothing is pinned if the calling thread is not found, when lockdir
+// may run on one CPU only, or under a seccomp filter, which may kill a
+// process for sched_setaffinity(2) (systemd's SystemCallFilter=~@resources
+// does).
 //
 // Since Linux 6.2 the kernel keeps the set a thread last asked for with
 // sched_setaffinity, a fork passes it on, and a cpuset that grows widens a
@@ -63,7 +70,8 @@ func pinThreads() *cpuPin {
 	if _, _, errno := unix.RawSyscall(unix.SYS_GETCPU, uintptr(unsafe.Pointer(&cpu)), 0, 0); errno != 0 || !orig.IsSet(int(cpu)) {
 		return p
 	}
-	tids, ok := ownThreads()
+	pid := unix.Getpid()
+	tids, ok := ownThreads(pid)
 	if !ok {
 		return p
 	}
@@ -127,13 +135,68 @@ func allCPUs() unix.CPUSet {
 	return all
 }
 
-// ownThreads returns the IDs of lockdir's threads, as listed in
-// /proc/self/task and checked to be lockdir's in its own PID namespace,
-// and reports whether the list includes the calling thread.
-func ownThreads() ([]int, bool) {
+// probeSpan is how many thread IDs after lockdir's PID ownThreads tries
+// before it lists /proc/self/task: lockdir's threads, 5-7 of them, come
+// right after its PID unless other processes or threads took IDs in
+// between.
+const probeSpan = 64
+
+// ownThreads returns the IDs of lockdir's threads, as lockdir's PID
+// namespace numbers them (pid is lockdir's PID), and reports whether they
+// include the calling thread.
+func ownThreads(pid int) ([]int, bool) {
+	tids := findThreads(pid, probeSpan)
+	return tids, slices.Contains(tids, unix.Gettid())
+}
+
+// findThreads returns the IDs of the threads of process pid, the calling
+// process: those that probeThreads finds within span IDs after pid, or, if
+// it does not find them all, those that listThreads finds.
+func findThreads(pid, span int) []int {
+	if tids, ok := probeThreads(pid, span); ok {
+		return tids
+	}
+	return listThreads(pid)
+}
+
+// probeThreads tries the IDs from pid to pid+span with tgkill(2)'s signal
+// 0, which delivers nothing and succeeds only for a thread of process pid
+// (the caller's), until as many threads answer as the runtime made. It
+// reports whether they all did.
+func probeThreads(pid, span int) ([]int, bool) {
+	want := threadsMade()
+	tids := make([]int, 0, want)
+	for tid := pid; tid <= pid+span && len(tids) < want; tid++ {
+		if unix.Tgkill(pid, tid, 0) == nil {
+			tids = append(tids, tid)
+		}
+	}
+	return tids, len(tids) == want
+}
+
+// threadsMade is how many threads the Go runtime has made for this
+// process, the first included: one for each M, less the one M that a
+// runtime linked with cgo makes at start-up for calls into Go from threads
+// that C made, which has no thread of its own. Such a runtime makes a cgo
+// call of its own before any package init (to say that it is ready), so
+// NumCgoCall tells it apart. Review 19: under -race, which links cgo, the
+// probe looked for one thread too many and always listed /proc.
+func threadsMade() int {
+	n, _ := runtime.ThreadCreateProfile(nil)
+	if runtime.NumCgoCall() > 0 {
+		n--
+	}
+	return n
+}
+
+// listThreads returns the IDs listed in /proc/self/task that tgkill(2)'s
+// signal 0 says are threads of process pid, the caller's, in the order
+// listed: the order they were made in. A /proc of another PID namespace
+// lists IDs that are not (see cpuPin). It returns nil if it cannot list.
+func listThreads(pid int) []int {
 	fd, err := unix.Open("/proc/self/task", unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
 	if err != nil {
-		return nil, false
+		return nil
 	}
 	defer unix.Close(fd)
 	var buf [1024]byte
@@ -141,25 +204,21 @@ func ownThreads() ([]int, bool) {
 	for {
 		n, err := unix.ReadDirent(fd, buf[:])
 		if err != nil {
-			return nil, false
+			return nil
 		}
 		if n <= 0 {
 			break
 		}
 		_, _, names = unix.ParseDirent(buf[:n], -1, names)
 	}
-	pid, self := unix.Getpid(), unix.Gettid()
 	tids := make([]int, 0, len(names))
-	found := false
 	for _, name := range names {
 		tid, err := strconv.Atoi(name)
-		if err != nil || unix.Tgkill(pid, tid, 0) != nil {
-			continue
+		if err == nil && unix.Tgkill(pid, tid, 0) == nil {
+			tids = append(tids, tid)
 		}
-		tids = append(tids, tid)
-		found = found || tid == self
 	}
-	return tids, found
+	return tids
 }
 
 // seccompOff reports whether lockdir runs without a seccomp filter, as

@@ -3,11 +3,14 @@ package cli
 import (
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"golang.org/x/sys/unix"
 )
@@ -19,21 +22,11 @@ import (
 func TestPinThreads(t *testing.T) {
 	runtime.LockOSThread() // so that "self" is one thread throughout
 	defer runtime.UnlockOSThread()
-	var orig unix.CPUSet
-	if err := unix.SchedGetaffinity(0, &orig); err != nil {
-		t.Fatal(err)
-	}
-	if orig.Count() < 2 {
-		t.Skip("this process may run on one CPU only: nothing to pin")
-	}
-	if !seccompOff() {
-		t.Skip("this process runs under a seccomp filter: pinThreads pins nothing")
-	}
+	orig := pinnable(t)
 	want := threadAffinity(t, unix.Gettid())
 	if len(threadAffinities(t)) < 2 {
 		t.Fatal("the test process has one thread")
 	}
-	t.Cleanup(func() { setAllThreads(t, &orig) })
 
 	p := pinThreads()
 	if p.back != allCPUs() {
@@ -76,6 +69,75 @@ func TestPinThreads(t *testing.T) {
 
 	var nilPin *cpuPin
 	nilPin.releaseSelf()
+}
+
+// TestFindThreads checks probeThreads against /proc/self/task: with a span
+// that reaches every thread, the probe finds the threads listed there, and
+// no more than the runtime made, also in a binary linked with cgo (go test
+// -race; review 19: the probe looked for the cgo M too, which has no
+// thread, and never succeeded); with a span one short, the probe says it
+// did not find them all, and findThreads lists /proc instead.
+func TestFindThreads(t *testing.T) {
+	pid := unix.Getpid()
+	for try := 0; ; try++ {
+		list := listThreads(pid)
+		if len(list) == 0 || slices.Min(list) < pid {
+			t.Skipf("threads %v of process %d: /proc not listed, or IDs wrapped around", list, pid)
+		}
+		span := slices.Max(list) - pid
+		probed, ok := probeThreads(pid, span)
+		short, shortOK := probeThreads(pid, span-1)
+		fallback := findThreads(pid, span-1)
+		if !slices.Equal(listThreads(pid), list) || len(list) != threadsMade() {
+			// A thread came or went meanwhile, or is still ending.
+			if try < 50 {
+				time.Sleep(10 * time.Millisecond)
+				continue
+			}
+			t.Fatalf("the test process's threads kept changing: %v, %d made", list, threadsMade())
+		}
+		sorted := slices.Sorted(slices.Values(list))
+		if !ok || !slices.Equal(probed, sorted) {
+			t.Errorf("probeThreads(%d, %d) = %v, %v; /proc/self/task lists %v (runtime: %d threads made)", pid, span, probed, ok, list, threadsMade())
+		}
+		if shortOK {
+			t.Errorf("probeThreads(%d, %d) = %v, true, but thread %d lies beyond", pid, span-1, short, slices.Max(list))
+		}
+		if !slices.Equal(fallback, list) {
+			t.Errorf("findThreads(%d, %d) = %v, want the list %v", pid, span-1, fallback, list)
+		}
+		return
+	}
+}
+
+// TestPinFindsThreadsWithoutProc checks, with strace, that 'lockdir lock'
+// finds its threads by probing their IDs, without listing /proc/self/task,
+// and still pins them. The probe falls back on /proc when other processes
+// took IDs between lockdir's threads, as those of tests running alongside
+// may, so one run of five must do without.
+func TestPinFindsThreadsWithoutProc(t *testing.T) {
+	pinnable(t)
+	bin, dir := signalInjectionSetup(t)
+	var traces []string
+	for range 5 {
+		out := filepath.Join(t.TempDir(), "strace")
+		cmd := exec.Command("strace", "-f", "-qq", "-o", out,
+			"-e", "trace=openat,tgkill,sched_setaffinity", bin, "--dir", dir, "lock", "7", "--", "true")
+		if b, err := cmd.CombinedOutput(); err != nil {
+			t.Fatalf("strace lockdir lock 7 -- true: %v\n%s", err, b)
+		}
+		b, err := os.ReadFile(out)
+		if err != nil {
+			t.Fatal(err)
+		}
+		trace := string(b)
+		if !strings.Contains(trace, "/proc/self/task") && strings.Contains(trace, "tgkill(") &&
+			strings.Count(trace, "sched_setaffinity(") >= 3 {
+			return
+		}
+		traces = append(traces, trace)
+	}
+	t.Errorf("in five runs, lockdir listed /proc/self/task or pinned no threads each time; the last:\n%s", traces[len(traces)-1])
 }
 
 // TestCommandAffinity checks what the command's thread asks for: every
@@ -126,10 +188,29 @@ func TestSeccompOff(t *testing.T) {
 	}
 }
 
+// pinnable skips the test unless pinThreads would pin this process's
+// threads, and returns the process's affinity, which every thread gets back
+// when the test ends.
+func pinnable(t *testing.T) unix.CPUSet {
+	t.Helper()
+	var orig unix.CPUSet
+	if err := unix.SchedGetaffinity(0, &orig); err != nil {
+		t.Fatal(err)
+	}
+	if orig.Count() < 2 {
+		t.Skip("this process may run on one CPU only: nothing to pin")
+	}
+	if !seccompOff() {
+		t.Skip("this process runs under a seccomp filter: pinThreads pins nothing")
+	}
+	t.Cleanup(func() { setAllThreads(t, &orig) })
+	return orig
+}
+
 // setAllThreads gives every thread of the test process the affinity set.
 func setAllThreads(t *testing.T, set *unix.CPUSet) {
 	t.Helper()
-	tids, _ := ownThreads()
+	tids, _ := ownThreads(unix.Getpid())
 	for _, tid := range tids {
 		if err := unix.SchedSetaffinity(tid, set); err != nil {
 			t.Errorf("restoring thread %d's affinity: %v", tid, err)
@@ -169,4 +250,33 @@ func threadAffinity(t *testing.T, tid int) string {
 	}
 	t.Fatalf("no Cpus_allowed_list in thread %d's status", tid)
 	return ""
+}
+
+// BenchmarkFindThreads measures the two ways to find this process's
+// threads: probing their IDs with tgkill (probe), as 'lockdir lock' does
+// when its threads' IDs follow its PID, and listing /proc/self/task (list),
+// its fallback. The test process's threads are further apart than a fresh
+// lockdir's, so probe tries more IDs here (reported as ids/op).
+func BenchmarkFindThreads(b *testing.B) {
+	pid := unix.Getpid()
+	list := listThreads(pid)
+	if len(list) == 0 || slices.Min(list) < pid {
+		b.Skipf("threads %v of process %d: /proc not listed, or IDs wrapped around", list, pid)
+	}
+	span := slices.Max(list) - pid
+	b.Run("probe", func(b *testing.B) {
+		for b.Loop() {
+			if _, ok := probeThreads(pid, span); !ok {
+				b.Fatal("probe missed a thread")
+			}
+		}
+		b.ReportMetric(float64(span+1), "ids/op")
+	})
+	b.Run("list", func(b *testing.B) {
+		for b.Loop() {
+			if len(listThreads(pid)) == 0 {
+				b.Fatal("no threads listed")
+			}
+		}
+	})
 }

@@ -68,3 +68,70 @@ exit 0
 		t.Errorf("'lockdir lock' in a PID namespace with its parent's /proc changed other processes' CPU affinity:\n%s", s)
 	}
 }
+
+// TestPinThreadsProbeSkipsNeighbours (review 19): lockdir finds its
+// threads by trying the IDs after its PID with tgkill(2)'s signal 0, which
+// answers only for lockdir's own threads. Here, in a PID namespace of its
+// own, lockdir gets PID 99 and its first thread after that 100, while three
+// sleeping processes of the test hold 101-103, with the test's two or more
+// CPUs: lockdir's other threads come after them, the probe must step over
+// them to find them, and must pin lockdir's threads and not the sleepers.
+func TestPinThreadsProbeSkipsNeighbours(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root for unshare -p")
+	}
+	for _, c := range []string{"unshare", "taskset", "sh", "sleep"} {
+		if _, err := exec.LookPath(c); err != nil {
+			t.Skipf("needs %s", c)
+		}
+	}
+	pinnable(t)
+	bin, dir := lockdirBinary(t), filepath.Join(t.TempDir(), "ld")
+	if out, err := exec.Command(bin, "--dir", dir, "init").CombinedOutput(); err != nil {
+		t.Fatalf("init: %v\n%s", err, out)
+	}
+	script := fmt.Sprintf(`
+want=$(taskset -cp $$ | sed 's/.*: //')
+echo 100 >/proc/sys/kernel/ns_last_pid || exit 9
+sleep 30 & sleep 30 & sleep 30 &
+echo 98 >/proc/sys/kernel/ns_last_pid
+sh -c 'exec %s --dir %s lock 7 -- sh -c "echo lockdir \$PPID; grep -H Cpus_allowed_list /proc/\$PPID/task/*/status"'
+for p in 101 102 103; do
+	a=$(taskset -cp $p)
+	case "$a" in
+	*": $want") echo "sleeper $p unmoved" ;;
+	*) echo "sleeper $p: $a, want $want" ;;
+	esac
+done
+kill 101 102 103
+`, bin, dir)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	b, err := exec.CommandContext(ctx, "unshare", "-pf", "--mount-proc", "sh", "-c", script).CombinedOutput()
+	if err != nil {
+		t.Skipf("unshare -pf --mount-proc: %v\n%s", err, b)
+	}
+	out := string(b)
+	if !strings.Contains(out, "lockdir 99\n") {
+		t.Skipf("lockdir did not get PID 99 next to the sleepers:\n%s", out)
+	}
+	var single, free int
+	beyond := false
+	for line := range strings.Lines(out) {
+		task, cpus, ok := strings.Cut(strings.TrimSpace(line), ":Cpus_allowed_list:")
+		if !ok {
+			continue
+		}
+		var tid int
+		fmt.Sscanf(task, "/proc/99/task/%d/status", &tid)
+		beyond = beyond || tid > 103
+		if strings.ContainsAny(strings.TrimSpace(cpus), ",-") {
+			free++
+		} else {
+			single++
+		}
+	}
+	if strings.Count(out, "unmoved") != 3 || !beyond || free != 1 || single < 2 {
+		t.Errorf("want the three sleepers unmoved, and lockdir's threads, some beyond them, pinned but the forking one; got %d pinned, %d not:\n%s", single, free, out)
+	}
+}
