@@ -58,13 +58,14 @@ type child struct {
 }
 
 // startChild starts the command in a process group of its own, in the
-// foreground of lockdir's terminal if lockdir is. It releases pin (which
-// may be nil) on the thread that starts the command, whose affinity the
-// command inherits.
+// foreground of lockdir's terminal if lockdir is. It pins the rest of
+// lockdir's threads with pin (which may be nil), then releases it on the
+// thread that starts the command, whose affinity the command inherits.
 func startChild(path string, argv, env []string, pin *cpuPin) (*child, error) {
 	c := &child{tty: foregroundTTY(), ourPgrp: syscall.Getpgrp()}
 	attr := &syscall.SysProcAttr{Setpgid: true}
 	dieWithLockdir(attr)
+	pin.pinRest()
 	pin.releaseSelf()
 	if c.tty >= 0 {
 		// The child makes its group the terminal's foreground before its

@@ -31,6 +31,16 @@ import (
 // 'lockdir lock 7 -- true' about 4% slower again, as the handoffs of the
 // wait for the command went back to crossing CPUs.
 //
+// Why not sysmon, until the command starts: the runtime's monitor thread
+// wakes every 20 us to 10 ms while lockdir runs, and on lockdir's CPU each
+// wake-up would preempt the work it watches (left free, 'lockdir lock 7
+// -- true' measured 1.14x go-floor against 1.17x; docs/performance.md,
+// "Round eight"). But the threads that sysmon makes, to take a P back from
+// a thread blocked in a system call, inherit its affinity, and would then
+// hand off across CPUs for the rest of lockdir's life (review 19); so
+// pinRest pins sysmon, and any thread still on lockdir's first affinity,
+// just before the command starts.
+//
 // The threads are found by their IDs, which Linux gives out in order: the
 // runtime says how many threads it made, and tgkill(2)'s signal 0 tries
 // lockdir's PID and the IDs after it until that many answer as lockdir's.
@@ -54,16 +64,18 @@ import (
 // lockdir started (review 18). A lockdir started under taskset gives the
 // set it started with.
 type cpuPin struct {
-	back unix.CPUSet // what the command's thread gets: lockdir's affinity, or every CPU
+	orig unix.CPUSet // lockdir's affinity when it started
+	back unix.CPUSet // what the command's thread gets: orig, or every CPU
 	one  unix.CPUSet // the CPU lockdir is pinned to; empty if not pinned
 }
 
-// pinThreads puts every thread of lockdir on the CPU that the caller runs
-// on, when it can. It is best effort: what it cannot do is left as it was.
+// pinThreads puts every thread of lockdir but sysmon on the CPU that the
+// caller runs on, when it can. It is best effort: what it cannot do is
+// left as it was.
 func pinThreads() *cpuPin {
 	p := &cpuPin{}
-	var orig unix.CPUSet
-	if unix.SchedGetaffinity(0, &orig) != nil || orig.Count() < 2 || !seccompOff() {
+	orig := &p.orig
+	if unix.SchedGetaffinity(0, orig) != nil || orig.Count() < 2 || !seccompOff() {
 		return p
 	}
 	var cpu uint32
@@ -77,16 +89,38 @@ func pinThreads() *cpuPin {
 	}
 	// What the cpuset allows: asking this thread (pinned next anyway) for
 	// every CPU gets it that.
-	all, allowed := allCPUs(), orig
+	all, allowed := allCPUs(), *orig
 	if unix.SchedSetaffinity(0, &all) != nil || unix.SchedGetaffinity(0, &allowed) != nil {
-		allowed = orig
+		allowed = *orig
 	}
-	p.back = commandAffinity(orig, allowed)
+	p.back = commandAffinity(*orig, allowed)
 	p.one.Set(int(cpu))
+	sysmon := sysmonThread(tids, pid)
 	for _, tid := range tids {
-		unix.SchedSetaffinity(tid, &p.one)
+		if tid != sysmon {
+			unix.SchedSetaffinity(tid, &p.one)
+		}
 	}
 	return p
+}
+
+// pinRest pins, just before the command starts, every thread of lockdir
+// that still has the affinity lockdir started with: sysmon, which
+// pinThreads left free, and the threads made from it since (see cpuPin).
+// A thread with any other affinity is left as it is: pinned already, or
+// moved by an operator's taskset. It does nothing on a nil cpuPin, nor
+// when nothing was pinned.
+func (p *cpuPin) pinRest() {
+	if p == nil || p.one.Count() == 0 {
+		return
+	}
+	tids, _ := ownThreads(unix.Getpid())
+	for _, tid := range tids {
+		var cur unix.CPUSet
+		if unix.SchedGetaffinity(tid, &cur) == nil && cur == p.orig {
+			unix.SchedSetaffinity(tid, &p.one)
+		}
+	}
 }
 
 // releaseSelf gives the calling thread the affinity lockdir started with
@@ -162,7 +196,8 @@ func findThreads(pid, span int) []int {
 // probeThreads tries the IDs from pid to pid+span with tgkill(2)'s signal
 // 0, which delivers nothing and succeeds only for a thread of process pid
 // (the caller's), until as many threads answer as the runtime made. It
-// reports whether they all did.
+// reports whether they all did. Linux gives out IDs in order, so the first
+// thread, pid, comes first, and sysmon, made next, second.
 func probeThreads(pid, span int) ([]int, bool) {
 	want := threadsMade()
 	tids := make([]int, 0, want)
@@ -219,6 +254,17 @@ func listThreads(pid int) []int {
 		}
 	}
 	return tids
+}
+
+// sysmonThread returns the ID, in tids as ownThreads returns them, of the
+// thread that runs the runtime's sysmon, or 0 if there is none to tell:
+// the second thread made, as runtime.main makes sysmon's before any
+// package init runs.
+func sysmonThread(tids []int, pid int) int {
+	if len(tids) < 2 || tids[0] != pid {
+		return 0
+	}
+	return tids[1]
 }
 
 // seccompOff reports whether lockdir runs without a seccomp filter, as

@@ -16,9 +16,10 @@ import (
 )
 
 // TestPinThreads checks pinThreads on this test process's own threads:
-// every one on a single CPU; then, with releaseSelf, the caller's affinity
-// back while the others stay; and a thread whose affinity was changed
-// since (an operator's taskset) left as it is.
+// every one but sysmon on a single CPU, sysmon left as it was; then, with
+// releaseSelf, the caller's affinity back while the others stay; and a
+// thread whose affinity was changed since (an operator's taskset) left as
+// it is.
 func TestPinThreads(t *testing.T) {
 	runtime.LockOSThread() // so that "self" is one thread throughout
 	defer runtime.UnlockOSThread()
@@ -28,22 +29,31 @@ func TestPinThreads(t *testing.T) {
 		t.Fatal("the test process has one thread")
 	}
 
+	pid := unix.Getpid()
+	tids, _ := ownThreads(pid)
+	sysmon := sysmonThread(tids, pid)
+	if sysmon == 0 {
+		t.Fatalf("no sysmon among threads %v of process %d", tids, pid)
+	}
 	p := pinThreads()
 	if p.back != allCPUs() {
 		t.Errorf("pinThreads in a process nobody restricted: the command would ask for %v, want every CPU", p.back)
 	}
 	for tid, cpus := range threadAffinities(t) {
-		if strings.ContainsAny(cpus, ",-") {
+		if tid == sysmon && cpus != want {
+			t.Errorf("pinned: sysmon (thread %d) may run on CPUs %s, want %s as before", tid, cpus, want)
+		}
+		if tid != sysmon && strings.ContainsAny(cpus, ",-") {
 			t.Errorf("pinned: thread %d may run on CPUs %s", tid, cpus)
 		}
 	}
 	self := unix.Gettid()
 	p.releaseSelf()
 	for tid, cpus := range threadAffinities(t) {
-		if tid == self && cpus != want {
-			t.Errorf("after releaseSelf: this thread (%d) may run on CPUs %s, want %s", tid, cpus, want)
+		if (tid == self || tid == sysmon) && cpus != want {
+			t.Errorf("after releaseSelf: thread %d (this one: %v) may run on CPUs %s, want %s", tid, tid == self, cpus, want)
 		}
-		if tid != self && strings.ContainsAny(cpus, ",-") {
+		if tid != self && tid != sysmon && strings.ContainsAny(cpus, ",-") {
 			t.Errorf("after releaseSelf: thread %d may run on CPUs %s, want the pinned one only", tid, cpus)
 		}
 	}
@@ -69,6 +79,64 @@ func TestPinThreads(t *testing.T) {
 
 	var nilPin *cpuPin
 	nilPin.releaseSelf()
+}
+
+// TestPinRest checks what pinRest pins just before the command starts:
+// sysmon, which pinThreads left as it was, and a thread on lockdir's first
+// affinity again, as a thread that sysmon made would be (review 19); and
+// what it leaves: a thread that an operator moved to another CPU, and the
+// threads already pinned.
+func TestPinRest(t *testing.T) {
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
+	orig := pinnable(t)
+	// Two threads of the test's own, made before the pin, to play the
+	// stray and the moved one.
+	tids, release := lockedThreads(t, 2)
+	defer release()
+	stray, moved := tids[0], tids[1]
+
+	pid := unix.Getpid()
+	all, _ := ownThreads(pid)
+	sysmon := sysmonThread(all, pid)
+	p := pinThreads()
+	if p.one.Count() != 1 {
+		t.Fatalf("pinThreads pinned to %v", p.one)
+	}
+	one, other := cpusOf(p.one)[0], -1
+	for _, c := range cpusOf(orig) {
+		if c != one {
+			other = c
+			break
+		}
+	}
+	set := func(tid int, s unix.CPUSet) {
+		t.Helper()
+		if err := unix.SchedSetaffinity(tid, &s); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var elsewhere unix.CPUSet
+	elsewhere.Set(other)
+	set(stray, orig)
+	set(moved, elsewhere)
+	p.pinRest()
+	for _, c := range []struct {
+		what string
+		tid  int
+		want int
+	}{
+		{"sysmon", sysmon, one},
+		{"a thread on lockdir's first affinity", stray, one},
+		{"a thread an operator moved", moved, other},
+		{"this thread", unix.Gettid(), one},
+	} {
+		if got := threadAffinity(t, c.tid); got != strconv.Itoa(c.want) {
+			t.Errorf("after pinRest: %s (thread %d) may run on CPUs %s, want %d", c.what, c.tid, got, c.want)
+		}
+	}
+	var nilPin *cpuPin
+	nilPin.pinRest()
 }
 
 // TestFindThreads checks probeThreads against /proc/self/task: with a span
@@ -205,6 +273,40 @@ func pinnable(t *testing.T) unix.CPUSet {
 	}
 	t.Cleanup(func() { setAllThreads(t, &orig) })
 	return orig
+}
+
+// lockedThreads makes n threads, each held by a goroutine locked to it,
+// and returns their IDs and a function that lets them go.
+func lockedThreads(t *testing.T, n int) (tids []int, release func()) {
+	t.Helper()
+	done := make(chan struct{})
+	ids := make(chan int)
+	for range n {
+		go func() {
+			runtime.LockOSThread()
+			ids <- unix.Gettid()
+			<-done
+			// Unlocked, the thread stays, idle, rather than end with the
+			// goroutine: a thread that is ending would still be listed in
+			// /proc for a moment after the runtime stopped counting it.
+			runtime.UnlockOSThread()
+		}()
+	}
+	for range n {
+		tids = append(tids, <-ids)
+	}
+	return tids, func() { close(done) }
+}
+
+// cpusOf returns the CPUs in set, lowest first.
+func cpusOf(set unix.CPUSet) []int {
+	var cpus []int
+	for i := range len(set) * 64 {
+		if set.IsSet(i) {
+			cpus = append(cpus, i)
+		}
+	}
+	return cpus
 }
 
 // setAllThreads gives every thread of the test process the affinity set.

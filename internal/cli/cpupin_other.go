@@ -9,3 +9,5 @@ type cpuPin struct{}
 func pinThreads() *cpuPin { return &cpuPin{} }
 
 func (p *cpuPin) releaseSelf() {}
+
+func (p *cpuPin) pinRest() {}
