@@ -26,14 +26,7 @@ import (
 // more), which any pin to one CPU changes; none may be moved. (Review 18:
 // victims on one CPU could not show a pin to that CPU.)
 func TestPinThreadsForeignPIDNamespace(t *testing.T) {
-	if os.Geteuid() != 0 {
-		t.Skip("needs root for unshare -p")
-	}
-	for _, c := range []string{"unshare", "taskset", "sh", "sleep"} {
-		if _, err := exec.LookPath(c); err != nil {
-			t.Skipf("needs %s", c)
-		}
-	}
+	needUnshare(t)
 	var orig unix.CPUSet
 	if err := unix.SchedGetaffinity(0, &orig); err != nil || orig.Count() < 2 {
 		t.Skip("this process may run on one CPU only: lockdir pins nothing")
@@ -77,14 +70,7 @@ exit 0
 // CPUs: lockdir's other threads come after them, the probe must step over
 // them to find them, and must pin lockdir's threads and not the sleepers.
 func TestPinThreadsProbeSkipsNeighbours(t *testing.T) {
-	if os.Geteuid() != 0 {
-		t.Skip("needs root for unshare -p")
-	}
-	for _, c := range []string{"unshare", "taskset", "sh", "sleep"} {
-		if _, err := exec.LookPath(c); err != nil {
-			t.Skipf("needs %s", c)
-		}
-	}
+	needUnshare(t)
 	pinnable(t)
 	bin, dir := lockdirBinary(t), filepath.Join(t.TempDir(), "ld")
 	if out, err := exec.Command(bin, "--dir", dir, "init").CombinedOutput(); err != nil {
@@ -133,5 +119,19 @@ kill 101 102 103
 	}
 	if strings.Count(out, "unmoved") != 3 || !beyond || free != 1 || single < 2 {
 		t.Errorf("want the three sleepers unmoved, and lockdir's threads, some beyond them, pinned but the forking one; got %d pinned, %d not:\n%s", single, free, out)
+	}
+}
+
+// needUnshare skips the test unless it runs as root, for unshare -p, with
+// the commands that the tests' scripts run.
+func needUnshare(t *testing.T) {
+	t.Helper()
+	if os.Geteuid() != 0 {
+		t.Skip("needs root for unshare -p")
+	}
+	for _, c := range []string{"unshare", "taskset", "sh", "sleep"} {
+		if _, err := exec.LookPath(c); err != nil {
+			t.Skipf("needs %s", c)
+		}
 	}
 }
